@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""The project's two entry points on a fresh machine with only Python 3.11+.
+
+    python3 dev.py render   # the main job: compile the example stack into out/prod/
+    python3 dev.py test     # the whole test suite
+
+Each creates `.venv/` on first use (and again when pyproject.toml or constraints.txt change),
+installs the project with its test tools at the versions in constraints.txt, then runs.
+Any further arguments are passed on (to `mesh render` or to pytest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".fleet-mesh-installed"
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> Path:
+    python = BIN / "python"
+    if STAMP.is_file() and STAMP.read_text() == _fingerprint() and python.exists():
+        return python
+    if not python.exists():
+        print(f"creating {VENV.relative_to(ROOT)}/ ...", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-c", "constraints.txt", "-e", ".[test]"], cwd=ROOT, check=True)
+    STAMP.write_text(_fingerprint())
+    return python
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("render", "test"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    python = ensure_venv()
+    command, rest = argv[0], argv[1:]
+    if command == "render":
+        args = [str(python), "-m", "mesh", "render", "stacks/prod", "--out", "out/prod", *rest]
+    else:
+        args = [str(python), "-m", "pytest", *rest]
+    return subprocess.run(args, cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,57 @@
+"""AuthorizationPolicy: deny by default, allow exactly the declared callers.
+
+Each namespace with workloads here gets `default-deny` (an ALLOW policy with no rules). Each
+service running here gets `<service>-callers`, allowing its declared callers' identities on the
+ports they call — wherever the caller runs, since east-west traffic is passed through and the
+destination sees the caller's own certificate. A service marked `ingress` also admits the fleet's
+ingress gateway on all its ports.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from mesh.compile import meta
+from mesh.compile.context import ClusterContext
+
+DEFAULT_DENY = "default-deny"
+
+
+def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
+    for namespace, services in ctx.running_namespaces.items():
+        yield meta.new(meta.SECURITY, "AuthorizationPolicy", DEFAULT_DENY, namespace, {})
+        for name in services:
+            rules = _rules(ctx, name)
+            if rules:
+                service = ctx.service(name)
+                yield meta.new(
+                    meta.SECURITY, "AuthorizationPolicy", f"{name}-callers", namespace,
+                    {
+                        "selector": {"matchLabels": service.workload_labels},
+                        "action": "ALLOW",
+                        "rules": rules,
+                    },
+                    service=name, source=ctx.world.sources[name],
+                )
+
+
+def _rules(ctx: ClusterContext, name: str) -> list[dict[str, Any]]:
+    """One rule per distinct port set, listing every caller principal allowed on it."""
+    service = ctx.service(name)
+    all_ports = tuple(sorted(port.number for port in service.ports))
+    by_ports: dict[tuple[int, ...], set[str]] = defaultdict(set)
+    for call in ctx.world.callers(name):
+        caller = ctx.service(call.caller)
+        by_ports[call.ports or all_ports].add(ctx.principal(caller.namespace, caller.service_account))
+    if service.ingress:
+        gateway = ctx.world.fleet.ingress_gateway
+        by_ports[all_ports].add(ctx.principal(gateway.namespace, gateway.service_account))
+    return [
+        {
+            "from": [{"source": {"principals": sorted(principals)}}],
+            "to": [{"operation": {"ports": [str(port) for port in ports]}}],
+        }
+        for ports, principals in sorted(by_ports.items())
+    ]

@@ -1,0 +1,103 @@
+"""What every builder of one cluster shares: the model, the cluster's view, and derived answers.
+
+Answers that several builders need (which namespaces may see a service here, its remote endpoints)
+are computed once per cluster and service, so each builder stays a small function of the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from mesh.compile import meta
+from mesh.compile.options import CompileOptions
+from mesh.manifest.schema import Service
+from mesh.model import ClusterView, World
+
+
+@dataclass(frozen=True)
+class ClusterContext:
+    world: World
+    view: ClusterView
+    options: CompileOptions
+    _exports: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def cluster(self) -> str:
+        return self.view.name
+
+    def service(self, name: str) -> Service:
+        return self.world.services[name]
+
+    def runs(self, service: str) -> bool:
+        return self.world.role_in(service, self.cluster) is not None
+
+    def called_here(self, service: str) -> bool:
+        return service in self.view.local_callers
+
+    def exposed(self, service: str) -> bool:
+        """Does this cluster's east-west gateway serve `service` to other clusters?"""
+        return self.runs(service) and self.world.has_callers_elsewhere(service, self.cluster)
+
+    def export_to(self, service: str) -> list[str]:
+        """Namespaces that may see `service`'s SE/DR here: its own, its local callers', and the
+        east-west gateway's where this cluster serves it to others (unknown SNI is reset there)."""
+        cached = self._exports.get(service)
+        if cached is None:
+            spec = self.service(service)
+            namespaces = {spec.namespace}
+            namespaces.update(self.service(c).namespace for c in self.view.local_callers.get(service, ()))
+            if self.exposed(service):
+                namespaces.add(meta.ISTIO_SYSTEM)
+            cached = self._exports[service] = sorted(namespaces)
+        return cached
+
+    def caller_namespaces(self, service: str) -> list[str]:
+        return sorted({self.service(c).namespace for c in self.view.local_callers.get(service, ())})
+
+    def san(self, service: str) -> str:
+        spec = self.service(service)
+        return f"spiffe://{self.world.fleet.trust_domain}/ns/{spec.namespace}/sa/{spec.service_account}"
+
+    def principal(self, namespace: str, service_account: str) -> str:
+        # AuthorizationPolicy principals carry no `spiffe://` scheme, unlike SANs.
+        return f"{self.world.fleet.trust_domain}/ns/{namespace}/sa/{service_account}"
+
+    def remote_endpoints(self, service: str) -> list[dict[str, Any]]:
+        """One endpoint per other cluster running `service`, at its east-west gateway; only where
+        something here calls it (a cluster that only serves needs no way out)."""
+        if not self.called_here(service):
+            return []
+        spec = self.service(service)
+        endpoints = []
+        for placement in self.world.placements[service]:
+            if placement.cluster == self.cluster:
+                continue
+            labels = {
+                meta.TLS_MODE_LABEL: "istio",
+                meta.CLUSTER_LABEL: placement.cluster,
+            }
+            if self.world.has_standby(service):
+                labels[meta.ROLE_LABEL] = placement.role
+                if placement.role == "standby":
+                    labels[meta.STANDBY_LABEL] = "true"
+            endpoints.append(
+                {
+                    "cluster": placement.cluster,
+                    "address": self.world.east_west_address(self.cluster, placement.cluster),
+                    "ports": {port.name: meta.EASTWEST_PORT for port in spec.ports},
+                    "labels": labels,
+                    "network": self.world.istio_network(placement.cluster),
+                    "locality": self.world.locality(placement.cluster),
+                }
+            )
+        return endpoints
+
+    @cached_property
+    def running_namespaces(self) -> dict[str, list[str]]:
+        """Namespace → services running in it here (both sorted)."""
+        out: dict[str, list[str]] = {}
+        for name in self.view.running:
+            out.setdefault(self.service(name).namespace, []).append(name)
+        return dict(sorted(out.items()))

@@ -1,0 +1,97 @@
+"""DestinationRule: how callers here reach a service — mTLS, locality failover, ejection.
+
+- `ISTIO_MUTUAL` with the service's SPIFFE SAN and no `sni`: the default SNI is what the remote
+  east-west gateway routes on.
+- `failoverPriority` keeps traffic in the caller's region, then its cluster, then zone. For
+  primary/standby services a first entry ranks standbys last, so they take traffic only when no
+  primary endpoint is healthy (see `_role_priority`).
+- Outlier detection is what makes failover happen at all; one remote endpoint stands for a whole
+  cluster, so `maxEjectionPercent` is 100. Gateway errors (502/503/504, connect failures) eject;
+  application 500s do not. `minHealthPercent` is always explicit (Istio 1.31 changed what it does).
+- Weighted services get one subset per cluster, keyed on the cluster's Istio network, which local
+  pods and remote endpoints both carry. Clusters that serve such a service to others define the
+  same subsets, because the subset is part of the SNI their gateway must recognise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from mesh.compile import meta
+from mesh.compile.context import ClusterContext
+from mesh.manifest.schema import Outlier
+
+LOCALITY_PRIORITY = (
+    "topology.kubernetes.io/region",
+    meta.NETWORK_LABEL,
+    "topology.kubernetes.io/zone",
+)
+
+
+def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
+    for name in ctx.view.needed:
+        weighted = ctx.world.is_weighted(name)
+        if ctx.called_here(name) or (weighted and ctx.exposed(name)):
+            yield _rule(ctx, name, weighted)
+
+
+def _rule(ctx: ClusterContext, name: str, weighted: bool) -> meta.Obj:
+    service = ctx.service(name)
+    spec: dict[str, Any] = {
+        "host": service.host,
+        "exportTo": ctx.export_to(name),
+        "trafficPolicy": {
+            "loadBalancer": {
+                "simple": ctx.options.load_balancer,
+                "localityLbSetting": {"enabled": True, "failoverPriority": _priority(ctx, name)},
+            },
+            "outlierDetection": _outlier(service.traffic.outlier if service.traffic else None),
+            "tls": {"mode": "ISTIO_MUTUAL", "subjectAltNames": [ctx.san(name)]},
+        },
+    }
+    if weighted:
+        spec["subsets"] = [
+            {"name": subset_name(p.cluster), "labels": {meta.NETWORK_LABEL: ctx.world.istio_network(p.cluster)}}
+            for p in ctx.world.placements[name]
+        ]
+    return meta.new(meta.NETWORKING, "DestinationRule", name, service.namespace, spec,
+                    service=name, source=ctx.world.sources[name])
+
+
+def subset_name(cluster: str) -> str:
+    return cluster
+
+
+def _priority(ctx: ClusterContext, name: str) -> list[str]:
+    role = _role_priority(ctx, name)
+    return ([role] if role else []) + list(LOCALITY_PRIORITY)
+
+
+def _role_priority(ctx: ClusterContext, name: str) -> str | None:
+    """The failoverPriority entry that ranks standbys below every primary.
+
+    Istio compares each endpoint's label with the value after `=` (a missing label compares as
+    empty). Local pods carry none of our labels, so the entry depends on the local role:
+    - local primary (or none here): `standby=` — unlabelled local pods and primaries match,
+      standbys (`standby: "true"`) drop to the lowest priority;
+    - local standby: `role=primary` — only remote primaries match; local standby pods rank
+      with the other standbys.
+    """
+    if not ctx.world.has_standby(name):
+        return None
+    if ctx.world.role_in(name, ctx.cluster) == "standby":
+        return f"{meta.ROLE_LABEL}=primary"
+    return f"{meta.STANDBY_LABEL}="
+
+
+def _outlier(policy: Outlier | None) -> dict[str, Any]:
+    policy = policy or Outlier()
+    return {
+        "consecutiveGatewayErrors": policy.consecutive_gateway_errors,
+        "consecutive5xxErrors": 0,
+        "interval": policy.interval,
+        "baseEjectionTime": policy.base_ejection_time,
+        "maxEjectionPercent": 100,
+        "minHealthPercent": policy.min_health_percent,
+    }

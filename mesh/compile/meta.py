@@ -1,0 +1,54 @@
+"""Object skeletons, provenance and the fixed names shared by every builder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NETWORKING = "networking.istio.io/v1"
+SECURITY = "security.istio.io/v1"
+ISTIO_SYSTEM = "istio-system"
+EASTWEST_SELECTOR = {"istio": "eastwestgateway"}
+EASTWEST_PORT = 15443
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+SERVICE_LABEL = "fleet-mesh.io/service"
+SOURCE_ANNOTATION = "fleet-mesh.io/source"
+CLUSTER_LABEL = "fleet-mesh.io/cluster"
+ROLE_LABEL = "fleet-mesh.io/role"
+STANDBY_LABEL = "fleet-mesh.io/standby"
+TLS_MODE_LABEL = "security.istio.io/tlsMode"
+NETWORK_LABEL = "topology.istio.io/network"
+
+Obj = dict[str, Any]
+
+
+def new(
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    spec: Obj | None,
+    *,
+    service: str | None = None,
+    source: str | None = None,
+    labels: dict[str, str] | None = None,
+) -> Obj:
+    """A Kubernetes object with fleet-mesh's provenance: who manages it, which service, which file."""
+    metadata: Obj = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    all_labels = {MANAGED_BY: "fleet-mesh", **(labels or {})}
+    if service is not None:
+        all_labels[SERVICE_LABEL] = service
+    metadata["labels"] = dict(sorted(all_labels.items()))
+    if source is not None:
+        metadata["annotations"] = {SOURCE_ANNOTATION: source}
+    obj: Obj = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+    if spec is not None:
+        obj["spec"] = spec
+    return obj
+
+
+def object_key(obj: Obj) -> tuple[str, str]:
+    metadata = obj["metadata"]
+    return metadata.get("namespace", ""), metadata["name"]

@@ -1,0 +1,221 @@
+"""The world model: the validated manifest, indexed once, answering who runs where and who calls whom.
+
+Built in a fixed order from a manifest that passed every rule: clusters, services, placements,
+call edges (merged per caller/callee pair), then one precomputed view per cluster. Builders only
+read it. Everything that is iterated is sorted, so nothing downstream depends on input order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+from mesh.manifest import schema
+
+Role = Literal["active", "primary", "standby"]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One cluster running one service."""
+
+    cluster: str
+    role: Role
+    weight: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An edge caller → callee. `ports` None means every port of the callee."""
+
+    caller: str
+    callee: str
+    ports: tuple[int, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """What one cluster needs to know: what runs here, and which local services call what."""
+
+    name: str
+    running: tuple[str, ...]
+    # callee service → the services running here that call it (sorted)
+    local_callers: Mapping[str, tuple[str, ...]]
+    # services whose configuration this cluster holds: running here, or called from here
+    needed: tuple[str, ...]
+
+
+# Placeholder written where the manifest pins no east-west address. The `.invalid` top-level
+# domain is reserved (RFC 2606), so such an object can never resolve anywhere real.
+PLACEHOLDER_SUFFIX = ".eastwest.unresolved.invalid"
+
+
+def address_placeholder(cluster: str, kind: str) -> str:
+    return f"{cluster}.{kind}{PLACEHOLDER_SUFFIX}"
+
+
+class World:
+    """Immutable, indexed view of the fleet. Construct with `World.build`."""
+
+    def __init__(
+        self,
+        fleet: schema.Fleet,
+        services: Mapping[str, schema.Service],
+        sources: Mapping[str, str],
+        placements: Mapping[str, tuple[Placement, ...]],
+    ) -> None:
+        self.fleet = fleet
+        self.clusters: Mapping[str, schema.Cluster] = MappingProxyType(
+            {c.name: c for c in sorted(fleet.clusters, key=lambda c: c.name)}
+        )
+        self.services: Mapping[str, schema.Service] = MappingProxyType(dict(sorted(services.items())))
+        self.sources = MappingProxyType(dict(sources))
+        self.placements = MappingProxyType({name: placements[name] for name in self.services})
+        self._by_host = {s.host: s.name for s in self.services.values()}
+        self.calls: tuple[Call, ...] = self._merge_calls()
+        callers: dict[str, list[Call]] = defaultdict(list)
+        callees: dict[str, list[Call]] = defaultdict(list)
+        for call in self.calls:
+            callers[call.callee].append(call)
+            callees[call.caller].append(call)
+        self._callers = {name: tuple(callers[name]) for name in self.services}
+        self._callees = {name: tuple(callees[name]) for name in self.services}
+        self._clusters_of = {
+            name: tuple(p.cluster for p in self.placements[name]) for name in self.services
+        }
+        self._caller_clusters = {
+            name: frozenset(c for call in self._callers[name] for c in self._clusters_of[call.caller])
+            for name in self.services
+        }
+        self.views: Mapping[str, ClusterView] = MappingProxyType(self._build_views())
+
+    @classmethod
+    def build(
+        cls,
+        fleet: schema.Fleet,
+        services: list[tuple[schema.Service, Path]],
+        locations: Mapping[str, list[schema.Location]],
+        root: Path,
+    ) -> World:
+        base = root if root.is_dir() else root.parent
+        by_name = {service.name: service for service, _ in services}
+        sources = {service.name: _relative(file, base) for service, file in services}
+        placements = {
+            name: tuple(
+                sorted(
+                    (Placement(loc.cluster, loc.role or "active", loc.weight) for loc in locs),
+                    key=lambda p: p.cluster,
+                )
+            )
+            for name, locs in locations.items()
+            if name in by_name
+        }
+        return cls(fleet, by_name, sources, placements)
+
+    # ------------------------------------------------------------------------------- queries
+
+    def service_by_host(self, host: str) -> schema.Service | None:
+        name = self._by_host.get(host)
+        return self.services[name] if name else None
+
+    def clusters_of(self, service: str) -> tuple[str, ...]:
+        return self._clusters_of[service]
+
+    def callers(self, service: str) -> tuple[Call, ...]:
+        return self._callers[service]
+
+    def callees(self, service: str) -> tuple[Call, ...]:
+        return self._callees[service]
+
+    def caller_clusters(self, service: str) -> frozenset[str]:
+        """Clusters running at least one caller of `service`."""
+        return self._caller_clusters[service]
+
+    def has_callers_elsewhere(self, service: str, cluster: str) -> bool:
+        """Must `cluster` expose `service` on its east-west gateway?"""
+        clusters = self._caller_clusters[service]
+        return len(clusters) > 1 or (len(clusters) == 1 and cluster not in clusters)
+
+    def is_weighted(self, service: str) -> bool:
+        return any(p.weight is not None for p in self.placements[service])
+
+    def has_standby(self, service: str) -> bool:
+        return any(p.role == "standby" for p in self.placements[service])
+
+    def role_in(self, service: str, cluster: str) -> Role | None:
+        for placement in self.placements[service]:
+            if placement.cluster == cluster:
+                return placement.role
+        return None
+
+    def locality(self, cluster: str) -> str:
+        """region, or region/zone for a zonal cluster: where its east-west gateway lives."""
+        spec = self.clusters[cluster]
+        return f"{spec.region}/{spec.zones[0]}" if len(spec.zones) == 1 else spec.region
+
+    @staticmethod
+    def istio_network(cluster: str) -> str:
+        """One Istio network per cluster, even on a shared VPC: no cluster discovers another's
+        pods, so every cross-cluster hop must go through the destination's east-west gateway."""
+        return cluster
+
+    def shares_network(self, a: str, b: str) -> bool:
+        return self.clusters[a].network == self.clusters[b].network
+
+    def east_west_address(self, caller: str, server: str) -> str:
+        """The address a caller in `caller` dials to reach `server`'s east-west gateway."""
+        kind = "internal" if self.shares_network(caller, server) else "external"
+        pinned = self.clusters[server].east_west
+        address = getattr(pinned, kind) if pinned else None
+        return address or address_placeholder(server, kind)
+
+    # ------------------------------------------------------------------------------- building
+
+    def _merge_calls(self) -> tuple[Call, ...]:
+        """One edge per caller/callee pair; a call without a port widens it to every port."""
+        merged: dict[tuple[str, str], set[int] | None] = {}
+        for service in self.services.values():
+            for call in service.calls:
+                callee = self._by_host[call.host]
+                key = (service.name, callee)
+                ports = merged.get(key, set())
+                if key in merged and ports is None:
+                    continue
+                merged[key] = None if call.port is None else (ports or set()) | {call.port}
+        return tuple(
+            Call(caller, callee, None if ports is None else tuple(sorted(ports)))
+            for (caller, callee), ports in sorted(merged.items())
+        )
+
+    def _build_views(self) -> dict[str, ClusterView]:
+        running: dict[str, list[str]] = {name: [] for name in self.clusters}
+        for service in self.services:  # sorted, so each list comes out sorted
+            for cluster in self._clusters_of[service]:
+                running[cluster].append(service)
+        views = {}
+        for cluster, services in running.items():
+            local_callers: dict[str, list[str]] = defaultdict(list)
+            for caller in services:
+                for call in self._callees[caller]:
+                    local_callers[call.callee].append(caller)
+            needed = sorted(set(services) | set(local_callers))
+            views[cluster] = ClusterView(
+                name=cluster,
+                running=tuple(services),
+                local_callers=MappingProxyType(
+                    {k: tuple(v) for k, v in sorted(local_callers.items())}
+                ),
+                needed=tuple(needed),
+            )
+        return views
+
+
+def _relative(file: Path, base: Path) -> str:
+    try:
+        return file.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return file.name
