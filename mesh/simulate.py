@@ -1,0 +1,305 @@
+"""Where does a call end, and is it allowed? Answered from compiled objects, the way Istio would.
+
+Given every cluster's objects and the facts the objects do not hold (which workloads run where, which
+address belongs to which cluster's east-west gateway, each cluster's locality), `resolve` follows one
+call as a sidecar, a remote east-west gateway and a destination sidecar would:
+
+1. caller's Sidecar: is the host imported into the caller's namespace (REGISTRY_ONLY otherwise)?
+2. ServiceEntry visible to that namespace, with the called port;
+3. VirtualService: weighted subsets, if any;
+4. endpoints: local pods selected by the entry, WorkloadEntries in its namespace, inline endpoints;
+   grouped into Envoy priorities by the DestinationRule's `failoverPriority`, as Istio does;
+5. a remote endpoint must be a cluster's east-west address whose Gateway lists the host and whose
+   own ServiceEntry (same host, port number and name, exported to istio-system) selects pods there;
+6. the destination's AuthorizationPolicies must allow the caller's principal on the port.
+
+It checks the configuration, not the model: tests compare its answers with what the manifest says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesh.compile import meta
+from mesh.model import World, address_placeholder
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Pods of one service in one cluster: the fact the configuration refers to by labels."""
+
+    cluster: str
+    namespace: str
+    labels: Mapping[str, str]
+    service_account: str
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Facts outside the compiled objects."""
+
+    workloads: tuple[Workload, ...]
+    addresses: Mapping[str, str]  # east-west address → cluster owning it
+    localities: Mapping[str, tuple[str, str]]  # cluster → (region, zone) of its callers' pods
+    trust_domain: str
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    cluster: str  # the cluster whose pods finally serve the call
+    priority: int  # Envoy priority: 0 first; a level takes traffic when all before it are out
+    weight: int | None  # VirtualService weight of its subset, when the service is split
+    allowed: bool  # the destination's authorization admits the caller
+    problem: str | None = None  # why this endpoint would fail, if it would
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happens to a call: refused before leaving (with a reason), or its endpoints."""
+
+    refused: str | None = None
+    endpoints: tuple[Endpoint, ...] = field(default_factory=tuple)
+
+    @property
+    def clusters(self) -> set[str]:
+        return {e.cluster for e in self.endpoints}
+
+    @property
+    def works(self) -> bool:
+        return self.refused is None and bool(self.endpoints) and all(
+            e.allowed and e.problem is None for e in self.endpoints
+        )
+
+
+class Mesh:
+    """Compiled objects indexed for lookups, plus the fleet facts."""
+
+    def __init__(self, compiled: Mapping[str, Iterable[Obj]], fleet: Fleet) -> None:
+        self.fleet = fleet
+        self._by_kind: dict[tuple[str, str], list[Obj]] = {}
+        for cluster, objects in compiled.items():
+            for obj in objects:
+                self._by_kind.setdefault((cluster, obj["kind"]), []).append(obj)
+
+    def objects(self, cluster: str, kind: str) -> list[Obj]:
+        return self._by_kind.get((cluster, kind), [])
+
+    # --------------------------------------------------------------------------------- the call
+
+    def resolve(self, caller: Workload, host: str, port: int) -> Outcome:
+        cluster, namespace = caller.cluster, caller.namespace
+        entry = self._visible(cluster, "ServiceEntry", namespace, lambda o: host in o["spec"]["hosts"])
+        if not self._imported(cluster, namespace, host, entry):
+            return Outcome(refused=f"{host} is not imported by the Sidecar of {namespace}")
+        if entry is None:
+            return Outcome(refused=f"no ServiceEntry for {host} visible to {namespace}")
+        port_name = next((p["name"] for p in entry["spec"]["ports"] if p["number"] == port), None)
+        if port_name is None:
+            return Outcome(refused=f"{host} has no port {port}")
+        rule = self._visible(cluster, "DestinationRule", namespace, lambda o: o["spec"]["host"] == host)
+        if rule is None or rule["spec"]["trafficPolicy"]["tls"]["mode"] != "ISTIO_MUTUAL":
+            return Outcome(refused=f"no ISTIO_MUTUAL DestinationRule for {host}")
+        candidates = self._endpoints(cluster, entry, port_name)
+        routes = self._weighted_routes(cluster, namespace, host, port)
+        principal = f"{self.fleet.trust_domain}/ns/{namespace}/sa/{caller.service_account}"
+        endpoints = []
+        for labels, locality, target, problem in candidates:
+            subset, weight = self._subset_of(rule, routes, labels)
+            if routes and subset is None:
+                continue  # no route sends traffic to endpoints outside the split's subsets
+            landed, land_problem = self._land(cluster, target, host, (port, port_name), subset, problem)
+            allowed = landed is not None and self._authorized(landed, principal, port)
+            endpoints.append((labels, locality, target, weight, allowed, land_problem))
+        priorities = self._priorities(cluster, rule, [(e[0], e[1]) for e in endpoints])
+        return Outcome(endpoints=tuple(
+            Endpoint(e[2], p, e[3], e[4], e[5]) for e, p in zip(endpoints, priorities, strict=True)
+        ))
+
+    # ------------------------------------------------------------------------------- visibility
+
+    def _visible(self, cluster: str, kind: str, namespace: str, match: Any) -> Obj | None:
+        for obj in self.objects(cluster, kind):
+            if match(obj) and _exported(obj, namespace):
+                return obj
+        return None
+
+    def _imported(self, cluster: str, namespace: str, host: str, entry: Obj | None) -> bool:
+        sidecars = [o for o in self.objects(cluster, "Sidecar") if o["metadata"]["namespace"] == namespace]
+        if not sidecars:
+            return True  # no Sidecar: everything exported to the namespace is visible
+        hosts = sidecars[0]["spec"]["egress"][0]["hosts"]
+        entry_ns = entry["metadata"]["namespace"] if entry else None
+        for item in hosts:
+            ns, _, name = item.partition("/")
+            ns_ok = ns == "*" or ns == entry_ns or (ns == "." and entry_ns == namespace)
+            if ns_ok and _host_matches(name, host):
+                return True
+        return False
+
+    # -------------------------------------------------------------------------------- endpoints
+
+    def _endpoints(self, cluster: str, entry: Obj, port_name: str) -> list[tuple[dict[str, str], tuple[str, str], str, str | None]]:
+        """(labels, locality, target cluster, problem) per endpoint of the entry in `cluster`."""
+        spec, namespace = entry["spec"], entry["metadata"]["namespace"]
+        out = []
+        selector = spec.get("workloadSelector", {}).get("labels")
+        if selector is not None:
+            for workload in self.fleet.workloads:
+                if (workload.cluster, workload.namespace) == (cluster, namespace) and _selects(selector, workload.labels):
+                    labels = {**workload.labels, meta.NETWORK_LABEL: cluster}
+                    out.append((labels, self.fleet.localities[cluster], cluster, None))
+            remote = [o["spec"] for o in self.objects(cluster, "WorkloadEntry")
+                      if o["metadata"]["namespace"] == namespace and _selects(selector, o["spec"]["labels"])]
+        else:
+            remote = list(spec.get("endpoints", []))
+        for endpoint in remote:
+            target = self.fleet.addresses.get(endpoint["address"])
+            problem = None
+            if target is None:
+                problem = f"{endpoint['address']} is no cluster's east-west address"
+            elif endpoint.get("ports", {}).get(port_name) != meta.EASTWEST_PORT:
+                problem = f"port {port_name} does not map to {meta.EASTWEST_PORT}"
+            elif endpoint.get("network") != target:
+                problem = f"endpoint network {endpoint.get('network')} is not {target}'s network"
+            labels = {**endpoint.get("labels", {}), meta.NETWORK_LABEL: endpoint.get("network", "")}
+            region, _, zone = endpoint.get("locality", "").partition("/")
+            out.append((labels, (region, zone), target or endpoint["address"], problem))
+        return out
+
+    def _land(self, cluster: str, target: str, host: str, port: tuple[int, str], subset: str | None,
+              problem: str | None) -> tuple[Workload | None, str | None]:
+        """Follow an endpoint to a pod: directly if local, else through `target`'s gateway."""
+        if problem is None and target != cluster:
+            problem = self._gateway_admits(target, host, subset)
+        if problem is not None:
+            return None, problem
+        entry = next((o for o in self.objects(target, "ServiceEntry") if host in o["spec"]["hosts"]), None)
+        if entry is None:
+            return None, f"{target} has no ServiceEntry for {host}"
+        ports = {(p["number"], p["name"]) for p in entry["spec"]["ports"]}
+        if port not in ports or entry["spec"]["location"] != "MESH_INTERNAL":
+            return None, f"{target}'s ServiceEntry for {host} differs in port {port[0]}/{port[1]}"
+        selector = entry["spec"].get("workloadSelector", {}).get("labels")
+        pods = [w for w in self.fleet.workloads if w.cluster == target
+                and w.namespace == entry["metadata"]["namespace"] and selector and _selects(selector, w.labels)]
+        if not pods:
+            return None, f"no pods of {host} in {target}"
+        return pods[0], None
+
+    def _gateway_admits(self, target: str, host: str, subset: str | None) -> str | None:
+        gateways = self.objects(target, "Gateway")
+        hosts = [h for g in gateways for s in g["spec"]["servers"] if s["tls"]["mode"] == "AUTO_PASSTHROUGH"
+                 for h in s["hosts"]]
+        if not any(_host_matches(h.partition("/")[2] or h, host) for h in hosts):
+            return f"{target}'s east-west gateway does not expose {host}"
+        entry = next(o for o in self.objects(target, "ServiceEntry") if host in o["spec"]["hosts"])
+        if not _exported(entry, meta.ISTIO_SYSTEM):
+            return f"{target}'s ServiceEntry for {host} is not exported to {meta.ISTIO_SYSTEM}"
+        if subset is not None:
+            rule = self._visible(target, "DestinationRule", meta.ISTIO_SYSTEM, lambda o: o["spec"]["host"] == host)
+            if rule is None or subset not in {s["name"] for s in rule["spec"].get("subsets", [])}:
+                return f"{target} does not define subset {subset} of {host}: SNI unknown to its gateway"
+        return None
+
+    # ----------------------------------------------------------------------------- routing, LB
+
+    def _weighted_routes(self, cluster: str, namespace: str, host: str, port: int) -> dict[str, int]:
+        service = self._visible(cluster, "VirtualService", namespace, lambda o: host in o["spec"]["hosts"])
+        if service is None:
+            return {}
+        spec = service["spec"]
+        for route in spec.get("http", []) + spec.get("tcp", []) + spec.get("tls", []):
+            matches = route.get("match") or [{}]
+            if any(m.get("port", port) == port for m in matches):
+                return {d["destination"]["subset"]: d.get("weight", 100)
+                        for d in route["route"] if "subset" in d["destination"]}
+        return {}
+
+    @staticmethod
+    def _subset_of(rule: Obj, routes: Mapping[str, int], labels: Mapping[str, str]) -> tuple[str | None, int | None]:
+        for subset in rule["spec"].get("subsets", []):
+            if subset["name"] in routes and _selects(subset["labels"], labels):
+                return subset["name"], routes[subset["name"]]
+        return None, None
+
+    def _priorities(self, cluster: str, rule: Obj, endpoints: list[tuple[dict[str, str], tuple[str, str]]]) -> list[int]:
+        """Istio's failoverPriority ranking: count of leading labels matching the caller's."""
+        setting = rule["spec"]["trafficPolicy"]["loadBalancer"].get("localityLbSetting", {})
+        order = setting.get("failoverPriority", [])
+        region, zone = self.fleet.localities[cluster]
+        proxy = {"topology.kubernetes.io/region": region, "topology.kubernetes.io/zone": zone,
+                 meta.NETWORK_LABEL: cluster}
+        raw = []
+        for labels, (ep_region, ep_zone) in endpoints:
+            values = {**labels, "topology.kubernetes.io/region": ep_region, "topology.kubernetes.io/zone": ep_zone}
+            rank = 0
+            for i, item in enumerate(order):
+                key, has_value, value = item.partition("=")
+                wanted = value if has_value else proxy.get(key, "")
+                if values.get(key, "") != wanted:
+                    rank = len(order) - i
+                    break
+            raw.append(rank)
+        levels = sorted(set(raw))
+        return [levels.index(r) for r in raw]
+
+    # ---------------------------------------------------------------------------- authorization
+
+    def _authorized(self, pod: Workload, principal: str, port: int) -> bool:
+        return authorized(self.objects(pod.cluster, "AuthorizationPolicy"), pod, principal, port)
+
+
+def authorized(policies: Iterable[Obj], pod: Workload, principal: str, port: int) -> bool:
+    """Istio's ALLOW semantics: with any ALLOW policy on the pod, a request needs a matching rule."""
+    applicable = [p for p in policies if p["metadata"]["namespace"] == pod.namespace
+                  and _selects(p["spec"].get("selector", {}).get("matchLabels", {}), pod.labels)]
+    if not applicable:
+        return True
+    for policy in applicable:
+        for rule in policy["spec"].get("rules", []):
+            sources = [s["source"] for s in rule.get("from", [])]
+            ops = [o["operation"] for o in rule.get("to", [])]
+            source_ok = not sources or any(principal in s.get("principals", []) for s in sources)
+            port_ok = not ops or any(str(port) in o.get("ports", [str(port)]) for o in ops)
+            if source_ok and port_ok:
+                return True
+    return False
+
+
+def _exported(obj: Obj, namespace: str) -> bool:
+    export = obj["spec"].get("exportTo")
+    if not export:
+        return True
+    return "*" in export or namespace in export or ("." in export and obj["metadata"]["namespace"] == namespace)
+
+
+def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    if pattern == "*" or pattern == host:
+        return True
+    return pattern.startswith("*") and host.endswith(pattern[1:])
+
+
+def facts_from_world(world: World) -> Fleet:
+    """The ground truth a real fleet would provide, taken from the manifest the config came from."""
+    workloads = tuple(
+        Workload(placement.cluster, spec.namespace, spec.workload_labels, spec.service_account)
+        for spec in world.services.values()
+        for placement in world.placements[spec.name]
+    )
+    addresses: dict[str, str] = {}
+    for name, cluster in world.clusters.items():
+        for kind in ("internal", "external"):
+            pinned = getattr(cluster.east_west, kind) if cluster.east_west else None
+            addresses[pinned or address_placeholder(name, kind)] = name
+    localities = {
+        name: (c.region, c.zones[0] if c.zones else f"{c.region}-b") for name, c in world.clusters.items()
+    }
+    return Fleet(workloads, addresses, localities, world.fleet.trust_domain)
