@@ -57,6 +57,7 @@ class Problem:
     reason: str
     severity: Severity = Severity.ERROR
     key: bool = False  # point at the mapping key (e.g. an unknown field) rather than its value
+    line: int | None = None  # known already (e.g. from the YAML parser): no lookup needed
 
 
 LineLookup = Callable[[Path, int, NodePath, bool], int]
@@ -74,7 +75,7 @@ def resolve(problems: Iterable[Problem], lookup: LineLookup, root: Path) -> list
     """Attach line numbers and root-relative file names; sorted by file and line."""
     out = []
     for problem in problems:
-        line = lookup(problem.file, problem.document, problem.path, problem.key)
+        line = problem.line or lookup(problem.file, problem.document, problem.path, problem.key)
         out.append(
             Diagnostic(
                 file=display_path(problem.file, root),

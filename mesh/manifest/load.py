@@ -46,6 +46,17 @@ class SourcedService:
 
 
 @dataclass(frozen=True)
+class Declared:
+    """Names and hosts of service documents that failed their schema, so that references to them
+    are not reported as unknown too. `complete` is False when a file could not be read at all:
+    then no reference can be judged unknown."""
+
+    names: frozenset[str] = frozenset()
+    hosts: frozenset[str] = frozenset()
+    complete: bool = True
+
+
+@dataclass(frozen=True)
 class RawManifest:
     """Every document that passed its schema, with where it came from. Not yet cross-checked."""
 
@@ -55,6 +66,7 @@ class RawManifest:
     services: tuple[SourcedService, ...]
     locations: dict[str, list[schema.Location]]
     locations_origin: Origin
+    invalid: Declared = Declared()
 
 
 _LOCATIONS = TypeAdapter(schema.LocationsFile)
@@ -91,16 +103,24 @@ def _read_directory(root: Path) -> tuple[RawManifest, list[Problem]]:
         problems.append(locations_origin.problem("the locations file is missing", "missing-file"))
 
     services = []
+    invalid: list[Any] = []
+    unreadable: list[Path] = []
     for file in _service_files(root / SERVICES_DIR):
         documents, faults = parse(file)
-        problems += [Problem(file, 0, (), f.message, f.reason) for f in faults]
+        problems += [Problem(file, 0, (), f.message, f.reason, line=f.line) for f in faults]
+        if faults:
+            unreadable.append(file)
         for index, document in enumerate(documents if not faults else []):
             origin = Origin(file, index)
             service = _validate(document, schema.Service, origin, problems)
             if service is not None:
                 services.append(SourcedService(service, origin))
+            else:
+                invalid.append(document)
     problems += _stray_files(root)
-    return RawManifest(root, fleet, fleet_origin, tuple(services), locations, locations_origin), problems
+    known = _declared_names(invalid, complete=not unreadable)
+    manifest = RawManifest(root, fleet, fleet_origin, tuple(services), locations, locations_origin, known)
+    return manifest, problems
 
 
 def _read_bundle(file: Path) -> tuple[RawManifest, list[Problem]]:
@@ -119,10 +139,17 @@ def _read_bundle(file: Path) -> tuple[RawManifest, list[Problem]]:
     )
 
 
+def _declared_names(documents: list[Any], complete: bool) -> Declared:
+    def strings(key: str) -> frozenset[str]:
+        return frozenset(d[key] for d in documents if isinstance(d, dict) and isinstance(d.get(key), str))
+
+    return Declared(strings("name"), strings("host"), complete)
+
+
 def _single(origin: Origin, model: Any, problems: list[Problem]) -> Any:
     """The one document of a file, validated; None (with problems recorded) if it is not usable."""
     documents, faults = parse(origin.file)
-    problems += [Problem(origin.file, 0, (), f.message, f.reason) for f in faults]
+    problems += [Problem(origin.file, 0, (), f.message, f.reason, line=f.line) for f in faults]
     if faults:
         return None
     if len(documents) != 1:
@@ -195,7 +222,8 @@ def _problem_from_pydantic(error: Any, origin: Origin) -> Problem:
     loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
     kind = error["type"]
     if kind == "missing":
-        return origin.problem(f"required field {loc[-1]!r} is missing", "missing-field", *loc[:-1])
+        # The path names the missing field; its line is the one of the mapping that lacks it.
+        return origin.problem(f"required field {loc[-1]!r} is missing", "missing-field", *loc)
     if kind == "extra_forbidden":
         name = str(loc[-1])
         hint = difflib.get_close_matches(name, _KNOWN_FIELDS, n=1)

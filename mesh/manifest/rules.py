@@ -29,10 +29,19 @@ def check(raw: RawManifest) -> list[Problem]:
 
 def _hint(name: str, choices: Iterable[str], what: str) -> str:
     choices = sorted(choices)
-    close = difflib.get_close_matches(name, choices, n=1)
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.7)
     if close:
         return f"; did you mean {close[0]!r}?"
+    if len(choices) > 12:
+        return ""
     return f"; declared {what}: {', '.join(choices) or '(none)'}"
+
+
+def _host_hint(host: str, hosts: Iterable[str]) -> str:
+    """Hosts share long suffixes, so compare their first labels: `gama.svc…` → `gamma.svc…`."""
+    by_label = {h.split(".", 1)[0]: h for h in sorted(hosts) if h.split(".", 1)[1:] == host.split(".", 1)[1:]}
+    close = difflib.get_close_matches(host.split(".", 1)[0], sorted(by_label), n=1, cutoff=0.7)
+    return f"; did you mean {by_label[close[0]]!r}?" if close else ""
 
 
 # ------------------------------------------------------------------------------------------- fleet
@@ -189,10 +198,11 @@ def _check_calls(
                 yield at.problem(f"duplicate call to {call.host}", "duplicate-call", "calls", i)
             seen.add((call.host, call.port))
             if target is None:
-                yield at.problem(
-                    f"calls unknown host {call.host!r}{_hint(call.host, by_host, 'hosts')}",
-                    "unknown-host", "calls", i, "host",
-                )
+                if raw.invalid.complete and call.host not in raw.invalid.hosts:
+                    yield at.problem(
+                        f"calls unknown host {call.host!r}{_host_hint(call.host, by_host)}",
+                        "unknown-host", "calls", i, "host",
+                    )
                 continue
             called.add(target.service.name)
             callee = target.service
@@ -231,6 +241,8 @@ def _check_locations(raw: RawManifest, fleet: schema.Fleet) -> Iterator[Problem]
     at = raw.locations_origin
     for name, locations in raw.locations.items():
         if name not in services:
+            if not raw.invalid.complete or name in raw.invalid.names:
+                continue  # declared in a document that is broken itself: reported there
             yield at.problem(
                 f"location for unknown service {name!r}{_hint(name, services, 'services')}",
                 "unknown-service", name, key=True,
