@@ -1,0 +1,110 @@
+"""Hypothesis strategies for whole valid manifests: fleets, services, locations and calls.
+
+Fleets are small (≤ 6 clusters, ≤ 8 services) but cover every shape the compiler distinguishes:
+shared and isolated networks, pinned and unpinned east-west addresses, zonal clusters, shared
+namespaces, multi-port services, port-specific calls, active-active / primary-standby / weighted
+locations, tier policies, traffic policies and ingress services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+from mesh.manifest import schema
+from mesh.manifest.load import Origin, RawManifest, SourcedService
+from mesh.model import World
+
+REGIONS = ("us-east1", "us-west1", "europe-west1")
+TIERS = {"front": ["front", "back"], "back": ["back"]}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    fleet: schema.Fleet
+    services: tuple[schema.Service, ...]
+    locations: dict[str, list[schema.Location]]
+
+    def raw(self) -> RawManifest:
+        origin = Origin(Path("fleet.yaml"))
+        services = tuple(SourcedService(s, Origin(Path(f"services/{s.name}.yaml"))) for s in self.services)
+        return RawManifest(Path("."), self.fleet, origin, services, self.locations,
+                           Origin(Path("locations.yaml")))
+
+    def world(self, reverse: bool = False) -> World:
+        services = [(s, Path(f"services/{s.name}.yaml")) for s in self.services]
+        return World.build(self.fleet, services[::-1] if reverse else services, self.locations, Path("."))
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> list[schema.Cluster]:
+    count = draw(st.integers(1, 6))
+    networks = draw(st.lists(st.sampled_from(["n1", "n2", "n3"]), min_size=count, max_size=count))
+    out = []
+    for i, network in enumerate(networks):
+        region = draw(st.sampled_from(REGIONS))
+        pinned = draw(st.booleans())
+        shared = networks.count(network) > 1
+        out.append(schema.Cluster(
+            name=f"c{i}", project="proj-fleet", region=region, network=network,
+            tier="front" if i == 0 else draw(st.sampled_from(sorted(TIERS))),
+            zones=[f"{region}-b"] if draw(st.booleans()) else [],
+            east_west=schema.EastWestAddresses(
+                internal=f"10.0.0.{i + 1}" if shared else None, external=f"192.0.2.{i + 1}"
+            ) if pinned else None,
+        ))
+    return out
+
+
+@st.composite
+def placements(draw: st.DrawFn, cluster_names: list[str]) -> list[schema.Location]:
+    chosen = draw(st.lists(st.sampled_from(cluster_names), min_size=1, max_size=3, unique=True))
+    mode = draw(st.sampled_from(["active", "roles", "weights"]))
+    if mode == "roles":
+        roles = ["primary"] + [draw(st.sampled_from(["primary", "standby"])) for _ in chosen[1:]]
+        return [schema.Location(cluster=c, role=r) for c, r in zip(chosen, roles, strict=True)]
+    if mode == "weights":
+        cuts = sorted(draw(st.lists(st.integers(0, 100), min_size=len(chosen) - 1, max_size=len(chosen) - 1)))
+        bounds = [0, *cuts, 100]
+        return [schema.Location(cluster=c, weight=bounds[i + 1] - bounds[i]) for i, c in enumerate(chosen)]
+    return [schema.Location(cluster=c) for c in chosen]
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> Manifest:
+    fleet_clusters = draw(clusters())
+    tiers_present = sorted({c.tier for c in fleet_clusters})
+    count = draw(st.integers(1, 8))
+    services, locations = [], {}
+    for i in range(count):
+        name = f"s{i}"
+        tier = draw(st.sampled_from(tiers_present))
+        numbers = draw(st.lists(st.sampled_from([8080, 9090, 5432]), min_size=1, max_size=2, unique=True))
+        ports = [schema.Port(name=f"p{n}", number=n, protocol=draw(st.sampled_from(["HTTP", "GRPC", "TCP"])))
+                 for n in numbers]
+        traffic = draw(st.one_of(st.none(), st.builds(
+            schema.Traffic, timeout=st.sampled_from([None, "1s"]),
+            retries=st.one_of(st.none(), st.builds(schema.Retries, attempts=st.integers(0, 3))))))
+        services.append(dict(name=name, host=f"{name}.svc.test.example", namespace=f"ns{draw(st.integers(0, 3))}",
+                             service_account=name, tier=tier, ports=ports, traffic=traffic,
+                             ingress=draw(st.booleans())))
+        in_tier = [c.name for c in fleet_clusters if c.tier == tier]
+        locations[name] = draw(placements(in_tier))
+    built = []
+    for spec in services:
+        callees = [s for s in services if s["tier"] in TIERS[spec["tier"]] and s["name"] != spec["name"]]
+        picked = draw(st.lists(st.sampled_from(callees), unique_by=lambda s: s["name"], max_size=4)) if callees else []
+        calls = []
+        for callee in picked:
+            port = draw(st.one_of(st.none(), st.sampled_from([p.number for p in callee["ports"]])))
+            calls.append(schema.Call(host=callee["host"], port=port))
+        built.append(schema.Service(**spec, calls=calls))
+    fleet = schema.Fleet(
+        domains=["svc.test.example"], trust_domain="test.example",
+        networks={n: schema.Network(project="proj-net") for n in ("n1", "n2", "n3")},
+        tiers={name: schema.Tier(may_call=callees) for name, callees in TIERS.items()},
+        clusters=fleet_clusters,
+    )
+    return Manifest(fleet, tuple(built), locations)

@@ -1,0 +1,133 @@
+"""Invariants over generated fleets, checked by following calls through the compiled objects.
+
+- deterministic: the same manifest in any order compiles to identical objects and bytes;
+- demand-driven: a cluster holds config for a service only if it runs it or runs a caller;
+- complete: every declared call, from every cluster its caller runs in, on every port it names,
+  reaches only clusters running the callee, is admitted there, and fails over as declared;
+- least privilege: an identity is admitted only where and on the ports a call declares.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+
+from mesh import render
+from mesh.compile import compile_fleet
+from mesh.diagnostics import Severity
+from mesh.manifest import rules
+from mesh.model import World
+from mesh.simulate import Mesh, Workload, authorized, facts_from_world
+from strategies import Manifest, manifests
+
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _pods(world: World, service: str) -> list[Workload]:
+    spec = world.services[service]
+    return [Workload(c, spec.namespace, spec.workload_labels, spec.service_account)
+            for c in world.clusters_of(service)]
+
+
+@FAST
+@given(manifests())
+def test_generated_manifests_pass_every_rule(manifest: Manifest) -> None:
+    errors = [p for p in rules.check(manifest.raw()) if p.severity is Severity.ERROR]
+    assert errors == []
+
+
+@FAST
+@given(manifests())
+def test_compiling_is_deterministic_whatever_the_input_order(manifest: Manifest) -> None:
+    first = compile_fleet(manifest.world())
+    again = compile_fleet(manifest.world(reverse=True))
+    assert first == again
+    assert [render.cluster_files(o) for o in first.values()] == [render.cluster_files(o) for o in again.values()]
+
+
+@FAST
+@given(manifests())
+def test_clusters_hold_config_only_for_services_they_run_or_call(manifest: Manifest) -> None:
+    world = manifest.world()
+    for cluster, objects in compile_fleet(world).items():
+        view = world.views[cluster]
+        callers_here = set(view.local_callers)
+        for obj in objects:
+            service = obj["metadata"]["labels"].get("fleet-mesh.io/service")
+            if service is None:
+                continue
+            runs = cluster in world.clusters_of(service)
+            assert runs or service in callers_here, (cluster, obj["kind"], service)
+            if obj["kind"] == "WorkloadEntry":
+                assert runs and service in callers_here, "endpoints only where the service is called"
+        namespaces = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
+        assert namespaces == {world.services[s].namespace for s in view.needed}
+        gateways = [o for o in objects if o["kind"] == "Gateway"]
+        exposed = sorted(world.services[s].host for s in view.running if world.has_callers_elsewhere(s, cluster))
+        assert [g["spec"]["servers"][0]["hosts"] for g in gateways] == ([exposed] if exposed else [])
+
+
+@FAST
+@given(manifests())
+def test_every_declared_call_works_from_every_caller_cluster(manifest: Manifest) -> None:
+    world = manifest.world()
+    mesh = Mesh(compile_fleet(world), facts_from_world(world))
+    for call in world.calls:
+        callee = world.services[call.callee]
+        for pod in _pods(world, call.caller):
+            for port in call.ports or [p.number for p in callee.ports]:
+                outcome = mesh.resolve(pod, callee.host, port)
+                assert outcome.works, (call, pod.cluster, port, outcome)
+                assert outcome.clusters <= set(world.clusters_of(call.callee))
+                _check_failover(world, call.callee, pod.cluster, outcome)
+
+
+def _check_failover(world: World, service: str, caller_cluster: str, outcome: object) -> None:
+    endpoints = outcome.endpoints  # type: ignore[attr-defined]
+    placements = world.placements[service]
+    if world.is_weighted(service):
+        weights = {p.cluster: p.weight for p in placements}
+        assert {e.cluster: e.weight for e in endpoints} == weights, "the split reaches every cluster"
+    elif world.has_standby(service):
+        primary = [e.priority for e in endpoints if world.role_in(service, e.cluster) == "primary"]
+        standby = [e.priority for e in endpoints if world.role_in(service, e.cluster) == "standby"]
+        assert primary and (not standby or max(primary) < min(standby)), "standbys only after primaries"
+    else:
+        assert {e.cluster for e in endpoints} == {p.cluster for p in placements}
+        if caller_cluster in world.clusters_of(service):
+            assert [e.cluster for e in endpoints if e.priority == 0] == [caller_cluster]
+
+
+@FAST
+@given(manifests())
+def test_only_declared_callers_are_admitted_and_only_on_their_ports(manifest: Manifest) -> None:
+    world = manifest.world()
+    compiled = compile_fleet(world)
+    declared = {(c.caller, c.callee): c.ports for c in world.calls}
+    for callee in world.services.values():
+        ports = [p.number for p in callee.ports]
+        for caller in world.services.values():
+            principal = f"test.example/ns/{caller.namespace}/sa/{caller.service_account}"
+            allowed_ports = declared.get((caller.name, callee.name), ())
+            allowed_ports = ports if allowed_ports is None else allowed_ports
+            for pod in _pods(world, callee.name):
+                policies = [o for o in compiled[pod.cluster] if o["kind"] == "AuthorizationPolicy"]
+                for port in ports:
+                    assert authorized(policies, pod, principal, port) == (port in allowed_ports), \
+                        (caller.name, callee.name, pod.cluster, port)
+
+
+@FAST
+@given(manifests())
+def test_undeclared_hosts_are_not_reachable_from_a_namespace(manifest: Manifest) -> None:
+    world = manifest.world()
+    mesh = Mesh(compile_fleet(world), facts_from_world(world))
+    for cluster, view in world.views.items():
+        for caller in view.running:
+            namespace = world.services[caller].namespace
+            neighbours = [s for s in view.running if world.services[s].namespace == namespace]
+            reachable = {c.callee for s in neighbours for c in world.callees(s)}
+            for callee in world.services.values():
+                if callee.name in reachable:
+                    continue
+                pod = Workload(cluster, namespace, world.services[caller].workload_labels, caller)
+                assert mesh.resolve(pod, callee.host, callee.ports[0].number).refused, (caller, callee.name)
