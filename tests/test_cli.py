@@ -1,0 +1,147 @@
+"""The `mesh` command end to end, through a subprocess as a user runs it: output, files, exit status."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import manifests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mesh(*args: str | Path, seed: str = "0", cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    return subprocess.run([sys.executable, "-m", "mesh", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_validate_example_stack() -> None:
+    result = mesh("validate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("stacks/prod: ok — 8 clusters, 24 services")
+
+
+def test_validate_reports_every_error_with_location_and_exits_1(tmp_path: Path) -> None:
+    root = manifests.write(tmp_path / "stack", manifests.edited([
+        ("services/gamma.yaml", "name: grpc", "name: http"),
+        ("locations.yaml", "gamma: [c1, c2]", "gamma: [c1, c9]"),
+    ]))
+    result = mesh("validate", root, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert "stack/locations.yaml:5: gamma[1].cluster: unknown cluster 'c9'; declared clusters: c1, c2, e1" in lines
+    assert "stack/services/gamma.yaml:8: ports[1].name: duplicate port name 'http'" in lines
+    assert lines[-1] == "2 error(s); nothing was written."
+
+
+def test_render_of_a_broken_manifest_writes_nothing(tmp_path: Path) -> None:
+    root = manifests.write(tmp_path / "stack", manifests.edited([("fleet.yaml", "tier: edge\n", "tier: x\n")]))
+    result = mesh("render", root, "--out", tmp_path / "out")
+    assert result.returncode == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_render_is_byte_identical_across_runs_hash_seeds_and_file_order(tmp_path: Path) -> None:
+    assert mesh("render", "--out", tmp_path / "a", seed="0").returncode == 0
+    assert mesh("render", "--out", tmp_path / "b", seed="4242").returncode == 0
+    # The same manifest written in reverse order: directory listing order must not matter.
+    copy = tmp_path / "stack"
+    files = sorted((ROOT / "stacks/prod").rglob("*.yaml"), reverse=True)
+    for source in files:
+        target = copy / source.relative_to(ROOT / "stacks/prod")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    assert mesh("render", copy, "--out", tmp_path / "c", seed="7").returncode == 0
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b") == tree_digest(tmp_path / "c")
+
+
+def test_render_writes_one_folder_per_cluster_and_replaces_stale_output(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = mesh("render", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("wrote ") and "for 8 clusters" in result.stdout
+    clusters = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert len(clusters) == 8
+    assert sorted(p.name for p in (out / "data-usw1-a").iterdir())[0] == "00-namespace.yaml"
+    (out / "retired-cluster").mkdir()
+    assert mesh("render", "--out", out).returncode == 0
+    assert not (out / "retired-cluster").exists()
+
+
+def test_render_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    result = mesh("render", "--out", tmp_path / "mine")
+    assert result.returncode == 1
+    assert "was not written by `mesh render`" in result.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_render_warns_about_placeholders_for_unpinned_addresses(tmp_path: Path) -> None:
+    root = manifests.write(tmp_path / "stack", manifests.edited([
+        ("fleet.yaml", "eastWest: {external: 192.0.2.3}", "eastWest: {}")]))
+    # e1 serves nobody elsewhere: only pin removals that callers need produce placeholders.
+    assert "placeholder" not in mesh("render", root, "--out", tmp_path / "o1").stderr
+    root = manifests.write(tmp_path / "stack2", manifests.edited([
+        ("fleet.yaml", "eastWest: {internal: 10.0.0.2, external: 192.0.2.2}", "eastWest: {internal: 10.0.0.2}")]))
+    result = mesh("render", root, "--out", tmp_path / "o2")
+    assert result.returncode == 0
+    assert "wrote placeholder c2.external.eastwest.unresolved.invalid" in result.stderr
+    assert "c2.external.eastwest.unresolved.invalid" in (tmp_path / "o2/e1/03-serviceentry.yaml").read_text()
+
+
+def test_graph_json_describes_services_locations_and_calls() -> None:
+    result = mesh("graph", "--format", "json")
+    assert result.returncode == 0
+    data = json.loads(result.stdout)
+    ledger = next(s for s in data["services"] if s["name"] == "ledger")
+    assert {loc["role"] for loc in ledger["locations"]} == {"primary", "standby"}
+    assert {"from": "payments", "to": "ledger", "ports": None} in data["calls"]
+
+
+def test_graph_mermaid_draws_clusters_and_calls() -> None:
+    result = mesh("graph", "--format", "mermaid")
+    assert result.returncode == 0
+    text = result.stdout
+    assert text.startswith("flowchart LR\n")
+    assert 'subgraph cluster__data_use1_a["data-use1-a · data · data"]' in text
+    assert "core_use1_a__payments -.-> data_use1_a__ledger" in text
+
+
+def test_schema_prints_json_schema_for_service_files() -> None:
+    result = mesh("schema")
+    schema = json.loads(result.stdout)
+    assert schema["additionalProperties"] is False
+    assert {"name", "host", "namespace", "serviceAccount", "tier", "ports"} <= set(schema["required"])
+
+
+@pytest.mark.parametrize(("args", "status"), [(("--help",), 0), (("render", "--help"), 0), (("bogus",), 2),
+                                               (("render",), 2)])
+def test_usage(args: tuple[str, ...], status: int) -> None:
+    result = mesh(*args)
+    assert result.returncode == status
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_path_is_a_clean_error(tmp_path: Path) -> None:
+    result = mesh("validate", tmp_path / "nowhere")
+    assert result.returncode == 1
+    assert "no such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr
