@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mesh import __version__, graph, render
 from mesh.compile import CompileOptions, compile_fleet
@@ -114,7 +115,7 @@ def _graph(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from pydantic import TypeAdapter
 
-    models = {
+    models: dict[str, TypeAdapter[Any]] = {
         "service": TypeAdapter(manifest_schema.Service),
         "fleet": TypeAdapter(manifest_schema.Fleet),
         "locations": TypeAdapter(manifest_schema.LocationsFile),

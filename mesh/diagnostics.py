@@ -6,8 +6,9 @@ its line is looked up only when it is reported, so the happy path pays nothing f
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -27,8 +28,8 @@ class Diagnostic:
     line: int
     field: str
     message: str
-    reason: str = field(default="invalid", compare=False)
-    severity: Severity = field(default=Severity.ERROR, compare=False)
+    reason: str = dataclasses.field(default="invalid", compare=False)
+    severity: Severity = dataclasses.field(default=Severity.ERROR, compare=False)
 
     def render(self) -> str:
         prefix = "warning: " if self.severity is Severity.WARNING else ""

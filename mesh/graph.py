@@ -63,10 +63,10 @@ def as_mermaid(world: World) -> str:
         lines.append("  end")
     for call in world.calls:
         callee_clusters = world.clusters_of(call.callee)
-        for cluster in world.clusters_of(call.caller):
-            targets = [cluster] if cluster in callee_clusters else list(callee_clusters)
-            arrow = "-->" if targets == [cluster] else "-.->"
-            lines += [f"  {_id(cluster, call.caller)} {arrow} {_id(t, call.callee)}" for t in targets]
+        for source in world.clusters_of(call.caller):
+            targets = [source] if source in callee_clusters else list(callee_clusters)
+            arrow = "-->" if targets == [source] else "-.->"
+            lines += [f"  {_id(source, call.caller)} {arrow} {_id(t, call.callee)}" for t in targets]
     return "\n".join(lines) + "\n"
 
 

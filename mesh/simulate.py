@@ -26,6 +26,8 @@ from mesh.compile import meta
 from mesh.model import World, address_placeholder
 
 Obj = Mapping[str, Any]
+# An endpoint before routing: its labels, (region, zone), the cluster it leads to, what is wrong.
+Candidate = tuple[dict[str, str], tuple[str, str], str, str | None]
 
 
 @dataclass(frozen=True)
@@ -142,14 +144,15 @@ class Mesh:
 
     # -------------------------------------------------------------------------------- endpoints
 
-    def _endpoints(self, cluster: str, entry: Obj, port_name: str) -> list[tuple[dict[str, str], tuple[str, str], str, str | None]]:
+    def _endpoints(self, cluster: str, entry: Obj, port_name: str) -> list[Candidate]:
         """(labels, locality, target cluster, problem) per endpoint of the entry in `cluster`."""
         spec, namespace = entry["spec"], entry["metadata"]["namespace"]
-        out = []
+        out: list[Candidate] = []
         selector = spec.get("workloadSelector", {}).get("labels")
         if selector is not None:
             for workload in self.fleet.workloads:
-                if (workload.cluster, workload.namespace) == (cluster, namespace) and _selects(selector, workload.labels):
+                here = (workload.cluster, workload.namespace) == (cluster, namespace)
+                if here and _selects(selector, workload.labels):
                     labels = {**workload.labels, meta.NETWORK_LABEL: cluster}
                     out.append((labels, self.fleet.localities[cluster], cluster, None))
             remote = [o["spec"] for o in self.objects(cluster, "WorkloadEntry")
@@ -158,7 +161,7 @@ class Mesh:
             remote = list(spec.get("endpoints", []))
         for endpoint in remote:
             target = self.fleet.addresses.get(endpoint["address"])
-            problem = None
+            problem: str | None = None
             if target is None:
                 problem = f"{endpoint['address']} is no cluster's east-west address"
             elif endpoint.get("ports", {}).get(port_name) != meta.EASTWEST_PORT:
@@ -226,7 +229,8 @@ class Mesh:
                 return subset["name"], routes[subset["name"]]
         return None, None
 
-    def _priorities(self, cluster: str, rule: Obj, endpoints: list[tuple[dict[str, str], tuple[str, str]]]) -> list[int]:
+    def _priorities(self, cluster: str, rule: Obj, endpoints: list[tuple[dict[str, str], tuple[str, str]]]
+                    ) -> list[int]:
         """Istio's failoverPriority ranking: count of leading labels matching the caller's."""
         setting = rule["spec"]["trafficPolicy"]["loadBalancer"].get("localityLbSetting", {})
         order = setting.get("failoverPriority", [])

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import manifests
 import pytest
 
-import manifests
 from mesh.compile import CompileOptions, compile_cluster
 from mesh.manifest import load
 from mesh.model import World

@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import manifests
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import manifests
 import pytest
 
-import manifests
 from mesh.manifest import ManifestError, load
 
 A, B, C = "services/alpha.yaml", "services/beta.yaml", "services/gamma.yaml"

@@ -23,7 +23,7 @@ except AttributeError:  # PyYAML built without libyaml: slower, same results
     _BaseLoader = yaml.SafeLoader
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _StrictLoader(_BaseLoader):  # type: ignore[misc]
     """SafeLoader that records duplicate keys instead of keeping the last value silently."""
 
     def __init__(self, stream: Any) -> None:
@@ -110,7 +110,8 @@ def _child(node: yaml.Node, part: str | int, want_key: bool) -> yaml.Node | None
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if str(key_node.value) == str(part):
-                return key_node if want_key else value_node
+                found: yaml.Node = key_node if want_key else value_node
+                return found
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
         child: yaml.Node = node.value[part]
         return child
