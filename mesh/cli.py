@@ -18,6 +18,7 @@ from mesh.compile import CompileOptions, compile_fleet
 from mesh.diagnostics import Diagnostic, ManifestError
 from mesh.manifest import Loaded, load
 from mesh.manifest import schema as manifest_schema
+from mesh.verify import verify
 
 DEFAULT_STACK = Path("stacks/prod")
 
@@ -97,6 +98,13 @@ def _validate(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     world = _load(args.path).world
     compiled = compile_fleet(world, CompileOptions(revision=args.revision))
+    problems = verify(world, compiled)
+    if problems:  # a compiler bug, not a user mistake: refuse to write what would misbehave
+        for problem in problems:
+            print(f"internal error: {problem}", file=sys.stderr)
+        print("fleet-mesh produced output that fails its own checks; nothing was written. "
+              "Please report this with the manifest.", file=sys.stderr)
+        return 1
     for address in render.unresolved_addresses(compiled):
         print(f"warning: no east-west address pinned; wrote placeholder {address} "
               "(the Pulumi program reserves the real one)", file=sys.stderr)

@@ -76,6 +76,10 @@ class World:
         self.sources = MappingProxyType(dict(sources))
         self.placements = MappingProxyType({name: placements[name] for name in self.services})
         self._by_host = {s.host: s.name for s in self.services.values()}
+        self.namespace_of: Mapping[str, str] = {s.name: s.namespace for s in self.services.values()}
+        self._roles = {(name, p.cluster): p.role for name, ps in self.placements.items() for p in ps}
+        self._weighted = frozenset(n for n, ps in self.placements.items() if any(p.weight is not None for p in ps))
+        self._standby = frozenset(n for n, ps in self.placements.items() if any(p.role == "standby" for p in ps))
         self.calls: tuple[Call, ...] = self._merge_calls()
         callers: dict[str, list[Call]] = defaultdict(list)
         callees: dict[str, list[Call]] = defaultdict(list)
@@ -104,6 +108,7 @@ class World:
         base = root if root.is_dir() else root.parent
         by_name = {service.name: service for service, _ in services}
         sources = {service.name: _relative(file, base) for service, file in services}
+
         placements = {
             name: tuple(
                 sorted(
@@ -141,16 +146,13 @@ class World:
         return len(clusters) > 1 or (len(clusters) == 1 and cluster not in clusters)
 
     def is_weighted(self, service: str) -> bool:
-        return any(p.weight is not None for p in self.placements[service])
+        return service in self._weighted
 
     def has_standby(self, service: str) -> bool:
-        return any(p.role == "standby" for p in self.placements[service])
+        return service in self._standby
 
     def role_in(self, service: str, cluster: str) -> Role | None:
-        for placement in self.placements[service]:
-            if placement.cluster == cluster:
-                return placement.role
-        return None
+        return self._roles.get((service, cluster))
 
     def locality(self, cluster: str) -> str:
         """region, or region/zone for a zonal cluster: where its east-west gateway lives."""
@@ -215,7 +217,9 @@ class World:
 
 
 def _relative(file: Path, base: Path) -> str:
+    # Service files are found under the manifest root, so no resolving is needed (it costs a
+    # system call per path component, per file).
     try:
-        return file.resolve().relative_to(base.resolve()).as_posix()
+        return file.relative_to(base).as_posix()
     except ValueError:
         return file.name

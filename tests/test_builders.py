@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import manifests
 import pytest
 
 from mesh.compile import CompileOptions, compile_cluster
 from mesh.manifest import load
 from mesh.model import World
+
+import manifests
 
 L = "locations.yaml"
 

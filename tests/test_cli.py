@@ -10,8 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import manifests
 import pytest
+
+import manifests
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import manifests
 import pytest
 
 from mesh.manifest import ManifestError, load
+
+import manifests
 
 A, B, C = "services/alpha.yaml", "services/beta.yaml", "services/gamma.yaml"
 F, L = "fleet.yaml", "locations.yaml"

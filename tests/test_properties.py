@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
-from strategies import Manifest, manifests
 
 from mesh import render
 from mesh.compile import compile_fleet
@@ -18,6 +17,8 @@ from mesh.diagnostics import Severity
 from mesh.manifest import rules
 from mesh.model import World
 from mesh.simulate import Mesh, Workload, authorized, facts_from_world
+
+from strategies import Manifest, manifests
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from mesh import gcpause
 from mesh.compile import (
     authorization_policy,
     destination_rule,
@@ -54,7 +55,8 @@ def compile_cluster(world: World, cluster: str, options: CompileOptions | None =
 
 def compile_fleet(world: World, options: CompileOptions | None = None) -> dict[str, list[Obj]]:
     """`{cluster: objects}` for every cluster of the fleet, clusters in name order."""
-    return {name: compile_cluster(world, name, options) for name in world.clusters}
+    with gcpause.paused():
+        return {name: compile_cluster(world, name, options) for name in world.clusters}
 
 
 __all__ = ["BUILDERS", "KINDS", "CompileOptions", "compile_cluster", "compile_fleet"]

@@ -45,16 +45,17 @@ class ClusterContext:
         east-west gateway's where this cluster serves it to others (unknown SNI is reset there)."""
         cached = self._exports.get(service)
         if cached is None:
-            spec = self.service(service)
-            namespaces = {spec.namespace}
-            namespaces.update(self.service(c).namespace for c in self.view.local_callers.get(service, ()))
+            namespace_of = self.world.namespace_of
+            namespaces = {namespace_of[service]}
+            namespaces.update(namespace_of[c] for c in self.view.local_callers.get(service, ()))
             if self.exposed(service):
                 namespaces.add(meta.ISTIO_SYSTEM)
             cached = self._exports[service] = sorted(namespaces)
-        return cached
+        return list(cached)  # a fresh list per object: outputs never share mutable parts
 
     def caller_namespaces(self, service: str) -> list[str]:
-        return sorted({self.service(c).namespace for c in self.view.local_callers.get(service, ())})
+        namespace_of = self.world.namespace_of
+        return sorted({namespace_of[c] for c in self.view.local_callers.get(service, ())})
 
     def san(self, service: str) -> str:
         spec = self.service(service)

@@ -37,10 +37,16 @@ def new(
     metadata: Obj = {"name": name}
     if namespace is not None:
         metadata["namespace"] = namespace
-    all_labels = {MANAGED_BY: "fleet-mesh", **(labels or {})}
+    # Keys in sorted order without sorting: MANAGED_BY sorts first, and objects carry either the
+    # service label or extra labels (namespaces), never both.
+    if service is not None and labels:
+        raise ValueError("an object carries the service label or extra labels, not both")
+    all_labels = {MANAGED_BY: "fleet-mesh"}
     if service is not None:
         all_labels[SERVICE_LABEL] = service
-    metadata["labels"] = dict(sorted(all_labels.items()))
+    elif labels:
+        all_labels.update(sorted(labels.items()))
+    metadata["labels"] = all_labels
     if source is not None:
         metadata["annotations"] = {SOURCE_ANNOTATION: source}
     obj: Obj = {"apiVersion": api_version, "kind": kind, "metadata": metadata}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mesh import gcpause
 from mesh.diagnostics import Diagnostic, ManifestError, Severity, resolve
 from mesh.manifest import rules
 from mesh.manifest.load import read_manifest
@@ -27,9 +28,13 @@ class Loaded:
 
 def load(path: Path | str) -> Loaded:
     """The world model of the manifest at `path`, or `ManifestError` with every error."""
+    with gcpause.paused():
+        return _load(Path(path))
+
+
+def _load(root: Path) -> Loaded:
     from mesh.model import World  # the model is built on the schema: import it once both exist
 
-    root = Path(path)
     raw, problems = read_manifest(root)
     problems += rules.check(raw)
     diagnostics = resolve(problems, line_of, root)

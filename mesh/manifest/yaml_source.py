@@ -31,13 +31,14 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc]
         self.duplicates: list[tuple[int, str]] = []
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = key_node.value
-            if key in seen:
-                self.duplicates.append((key_node.start_mark.line + 1, str(key)))
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        if len(mapping) != len(node.value):  # only then can a key have been repeated
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.value in seen:
+                    self.duplicates.append((key_node.start_mark.line + 1, str(key_node.value)))
+                seen.add(key_node.value)
+        return mapping
 
 
 _StrictLoader.add_constructor(
