@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from mesh.compile import meta
@@ -24,7 +24,7 @@ from mesh.model import PLACEHOLDER_SUFFIX, World
 Obj = Mapping[str, Any]
 
 
-def verify(world: World, compiled: Mapping[str, list[Obj]]) -> list[str]:
+def verify(world: World, compiled: Mapping[str, Sequence[Obj]]) -> list[str]:
     problems: list[str] = []
     shapes: dict[str, set[str]] = defaultdict(set)
     for cluster, objects in compiled.items():
@@ -34,7 +34,7 @@ def verify(world: World, compiled: Mapping[str, list[Obj]]) -> list[str]:
     return problems
 
 
-def _cluster(world: World, cluster: str, objects: list[Obj], shapes: dict[str, set[str]]) -> Iterator[str]:
+def _cluster(world: World, cluster: str, objects: Sequence[Obj], shapes: dict[str, set[str]]) -> Iterator[str]:
     view = world.views[cluster]
     by_kind: dict[str, list[Obj]] = defaultdict(list)
     for obj in objects:
