@@ -72,11 +72,16 @@ class World:
         self.clusters: Mapping[str, schema.Cluster] = MappingProxyType(
             {c.name: c for c in sorted(fleet.clusters, key=lambda c: c.name)}
         )
-        self.services: Mapping[str, schema.Service] = MappingProxyType(dict(sorted(services.items())))
+        # Plain dicts: read on every object built; they are never handed out for mutation.
+        self.services: Mapping[str, schema.Service] = dict(sorted(services.items()))
         self.sources = MappingProxyType(dict(sources))
         self.placements = MappingProxyType({name: placements[name] for name in self.services})
         self._by_host = {s.host: s.name for s in self.services.values()}
         self.namespace_of: Mapping[str, str] = {s.name: s.namespace for s in self.services.values()}
+        trust = fleet.trust_domain
+        self.san_of: Mapping[str, str] = {
+            s.name: f"spiffe://{trust}/ns/{s.namespace}/sa/{s.service_account}" for s in self.services.values()
+        }
         self._roles = {(name, p.cluster): p.role for name, ps in self.placements.items() for p in ps}
         self._weighted = frozenset(n for n, ps in self.placements.items() if any(p.weight is not None for p in ps))
         self._standby = frozenset(n for n, ps in self.placements.items() if any(p.role == "standby" for p in ps))

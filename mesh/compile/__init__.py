@@ -8,6 +8,7 @@ objects are sorted by namespace and name.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from mesh import gcpause
 from mesh.compile import (
@@ -44,9 +45,12 @@ BUILDERS: tuple[tuple[str, Builder], ...] = (
 KINDS = tuple(kind for kind, _ in BUILDERS)
 
 
-def compile_cluster(world: World, cluster: str, options: CompileOptions | None = None) -> list[Obj]:
+def compile_cluster(
+    world: World, cluster: str, options: CompileOptions | None = None, fleet_cache: dict[Any, Any] | None = None
+) -> list[Obj]:
     """Every object `cluster` needs, in apply order."""
-    ctx = ClusterContext(world, world.views[cluster], options or CompileOptions())
+    ctx = ClusterContext(world, world.views[cluster], options or CompileOptions(),
+                         {} if fleet_cache is None else fleet_cache)
     objects: list[Obj] = []
     for _, build in BUILDERS:
         objects.extend(sorted(build(ctx), key=object_key))
@@ -55,8 +59,9 @@ def compile_cluster(world: World, cluster: str, options: CompileOptions | None =
 
 def compile_fleet(world: World, options: CompileOptions | None = None) -> dict[str, list[Obj]]:
     """`{cluster: objects}` for every cluster of the fleet, clusters in name order."""
+    fleet_cache: dict[Any, Any] = {}
     with gcpause.paused():
-        return {name: compile_cluster(world, name, options) for name in world.clusters}
+        return {name: compile_cluster(world, name, options, fleet_cache) for name in world.clusters}
 
 
 __all__ = ["BUILDERS", "KINDS", "CompileOptions", "compile_cluster", "compile_fleet"]

@@ -39,6 +39,19 @@ def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
 
 def _rules(ctx: ClusterContext, name: str) -> list[dict[str, Any]]:
     """One rule per distinct port set, listing every caller principal allowed on it."""
+    key = ("authorization-rules", name)
+    if key not in ctx.fleet_cache:  # the same in every cluster running the service
+        ctx.fleet_cache[key] = _grouped_principals(ctx, name)
+    return [
+        {
+            "from": [{"source": {"principals": list(principals)}}],
+            "to": [{"operation": {"ports": [str(port) for port in ports]}}],
+        }
+        for ports, principals in ctx.fleet_cache[key]
+    ]
+
+
+def _grouped_principals(ctx: ClusterContext, name: str) -> list[tuple[tuple[int, ...], tuple[str, ...]]]:
     service = ctx.service(name)
     all_ports = tuple(sorted(port.number for port in service.ports))
     by_ports: dict[tuple[int, ...], set[str]] = defaultdict(set)
@@ -48,10 +61,4 @@ def _rules(ctx: ClusterContext, name: str) -> list[dict[str, Any]]:
     if service.ingress:
         gateway = ctx.world.fleet.ingress_gateway
         by_ports[all_ports].add(ctx.principal(gateway.namespace, gateway.service_account))
-    return [
-        {
-            "from": [{"source": {"principals": sorted(principals)}}],
-            "to": [{"operation": {"ports": [str(port) for port in ports]}}],
-        }
-        for ports, principals in sorted(by_ports.items())
-    ]
+    return [(ports, tuple(sorted(principals))) for ports, principals in sorted(by_ports.items())]

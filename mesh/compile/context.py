@@ -21,6 +21,9 @@ class ClusterContext:
     world: World
     view: ClusterView
     options: CompileOptions
+    # Answers that are the same in every cluster (e.g. a service's caller identities), computed by
+    # the first cluster that asks, within one compile. Builders copy before emitting.
+    fleet_cache: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
     _exports: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -58,16 +61,16 @@ class ClusterContext:
         return sorted({namespace_of[c] for c in self.view.local_callers.get(service, ())})
 
     def san(self, service: str) -> str:
-        spec = self.service(service)
-        return f"spiffe://{self.world.fleet.trust_domain}/ns/{spec.namespace}/sa/{spec.service_account}"
+        return self.world.san_of[service]
 
     def principal(self, namespace: str, service_account: str) -> str:
         # AuthorizationPolicy principals carry no `spiffe://` scheme, unlike SANs.
         return f"{self.world.fleet.trust_domain}/ns/{namespace}/sa/{service_account}"
 
-    def remote_endpoints(self, service: str) -> list[dict[str, Any]]:
-        """One endpoint per other cluster running `service`, at its east-west gateway; only where
-        something here calls it (a cluster that only serves needs no way out)."""
+    def remote_endpoints(self, service: str) -> list[tuple[str, dict[str, Any]]]:
+        """(cluster, endpoint) per other cluster running `service`, at its east-west gateway; only
+        where something here calls it (a cluster that only serves needs no way out). The endpoint
+        is in ServiceEntry `endpoints` form; WorkloadEntries add the service's workload labels."""
         if not self.called_here(service):
             return []
         spec = self.service(service)
@@ -83,16 +86,13 @@ class ClusterContext:
                 labels[meta.ROLE_LABEL] = placement.role
                 if placement.role == "standby":
                     labels[meta.STANDBY_LABEL] = "true"
-            endpoints.append(
-                {
-                    "cluster": placement.cluster,
-                    "address": self.world.east_west_address(self.cluster, placement.cluster),
-                    "ports": {port.name: meta.EASTWEST_PORT for port in spec.ports},
-                    "labels": labels,
-                    "network": self.world.istio_network(placement.cluster),
-                    "locality": self.world.locality(placement.cluster),
-                }
-            )
+            endpoints.append((placement.cluster, {
+                "address": self.world.east_west_address(self.cluster, placement.cluster),
+                "ports": {port.name: meta.EASTWEST_PORT for port in spec.ports},
+                "labels": labels,
+                "network": self.world.istio_network(placement.cluster),
+                "locality": self.world.locality(placement.cluster),
+            }))
         return endpoints
 
     @cached_property

@@ -36,10 +36,7 @@ def _entry(ctx: ClusterContext, name: str) -> meta.Obj:
     if ctx.runs(name):
         spec["workloadSelector"] = {"labels": service.workload_labels}
     else:
-        spec["endpoints"] = [_inline(endpoint) for endpoint in ctx.remote_endpoints(name)]
+        spec["endpoints"] = [endpoint for _, endpoint in ctx.remote_endpoints(name)]
     return meta.new(meta.NETWORKING, "ServiceEntry", name, service.namespace, spec,
                     service=name, source=ctx.world.sources[name])
 
-
-def _inline(endpoint: dict[str, Any]) -> dict[str, Any]:
-    return {key: endpoint[key] for key in ("address", "ports", "labels", "network", "locality")}

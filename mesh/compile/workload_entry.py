@@ -19,15 +19,9 @@ def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
         if not ctx.runs(name):
             continue  # the ServiceEntry carries inline endpoints instead
         service = ctx.service(name)
-        for endpoint in ctx.remote_endpoints(name):
-            spec = {
-                "address": endpoint["address"],
-                "ports": endpoint["ports"],
-                "labels": dict(sorted({**service.workload_labels, **endpoint["labels"]}.items())),
-                "network": endpoint["network"],
-                "locality": endpoint["locality"],
-            }
+        for cluster, spec in ctx.remote_endpoints(name):
+            spec["labels"] = dict(sorted({**service.workload_labels, **spec["labels"]}.items()))
             yield meta.new(
-                meta.NETWORKING, "WorkloadEntry", f"{name}-{endpoint['cluster']}",
+                meta.NETWORKING, "WorkloadEntry", f"{name}-{cluster}",
                 service.namespace, spec, service=name, source=ctx.world.sources[name],
             )

@@ -33,7 +33,8 @@ CLUSTER_NAME = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 GCP_PROJECT = r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
 GCP_REGION = r"^[a-z]+-[a-z]+[0-9]+$"
 DURATION = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"
-_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A fully qualified lower-case DNS name: labels of ≤ 63 characters, at least two, ≤ 253 in all.
+_DNS_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
 ClusterName = Annotated[str, StringConstraints(pattern=CLUSTER_NAME)]
@@ -42,8 +43,7 @@ Duration = Annotated[str, StringConstraints(pattern=DURATION)]
 
 def _check_dns_name(value: str) -> str:
     """A fully qualified lower-case DNS name: at least two labels, each a valid label, ≤ 253 chars."""
-    labels = value.split(".")
-    if len(value) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(label) for label in labels):
+    if not _DNS_NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid DNS name (lower-case labels of letters, digits and '-', "
             "separated by dots, at least two labels)"
