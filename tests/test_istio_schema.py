@@ -318,6 +318,8 @@ NONE_HAS_NO_ENDPOINTS = '((has(self.resolution) ? self.resolution : "NONE") == "
      "self.selector.matchLabels : {}).size() > 0) : true",
      {"portLevelMtls": {"80": {}}, "selector": {"matchLabels": {}}}),
     ("self.x == 1", {"y": 1}),  # an evaluation error survives projection
+    ('self.all(k, k != "x") && self.y == 1', {"a": 1, "y": 2}),  # keys and a field
+    ('self.all(k, self[k] != "*")', {"a": "*"}),  # values read by index: no projection
 ])
 def test_memoised_outcomes_match_plain_evaluation(rule: str, value: Any) -> None:
     assert istio_schema._rule_status(rule, value) == istio_schema._evaluate(rule, value)
