@@ -14,18 +14,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mesh import yamlout
 from mesh.compile import KINDS
 from mesh.model import PLACEHOLDER_SUFFIX
 
 MARKER = ".fleet-mesh-render"
-
-try:
-    _Dumper: type = yaml.CSafeDumper
-except AttributeError:  # PyYAML without libyaml
-    _Dumper = yaml.SafeDumper
-
 
 class RenderError(Exception):
     """The output folder cannot be written safely."""
@@ -33,10 +26,7 @@ class RenderError(Exception):
 
 def to_yaml(objects: Iterable[Mapping[str, Any]]) -> str:
     """Multi-document YAML, keys in the order builders wrote them (reviewed order, not sorted)."""
-    return yaml.dump_all(
-        objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096,
-        explicit_start=True,
-    )
+    return yamlout.dump_all(objects)
 
 
 def file_name(kind: str) -> str:
