@@ -101,6 +101,8 @@ class World:
             for name in self.services
         }
         self.views: Mapping[str, ClusterView] = MappingProxyType(self._build_views())
+        self._localities = {name: self._locality(spec) for name, spec in self.clusters.items()}
+        self._addresses: dict[tuple[str, str], str] = {}
 
     @classmethod
     def build(
@@ -161,7 +163,10 @@ class World:
 
     def locality(self, cluster: str) -> str:
         """region, or region/zone for a zonal cluster: where its east-west gateway lives."""
-        spec = self.clusters[cluster]
+        return self._localities[cluster]
+
+    @staticmethod
+    def _locality(spec: schema.Cluster) -> str:
         return f"{spec.region}/{spec.zones[0]}" if len(spec.zones) == 1 else spec.region
 
     @staticmethod
@@ -175,6 +180,13 @@ class World:
 
     def east_west_address(self, caller: str, server: str) -> str:
         """The address a caller in `caller` dials to reach `server`'s east-west gateway."""
+        key = (caller, server)
+        address = self._addresses.get(key)
+        if address is None:
+            address = self._addresses[key] = self._east_west_address(caller, server)
+        return address
+
+    def _east_west_address(self, caller: str, server: str) -> str:
         kind = "internal" if self.shares_network(caller, server) else "external"
         pinned = self.clusters[server].east_west
         address = getattr(pinned, kind) if pinned else None

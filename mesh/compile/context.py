@@ -73,7 +73,7 @@ class ClusterContext:
         is in ServiceEntry `endpoints` form; WorkloadEntries add the service's workload labels."""
         if not self.called_here(service):
             return []
-        spec = self.service(service)
+        port_names = [port.name for port in self.service(service).ports]
         endpoints = []
         for placement in self.world.placements[service]:
             if placement.cluster == self.cluster:
@@ -88,7 +88,7 @@ class ClusterContext:
                     labels[meta.STANDBY_LABEL] = "true"
             endpoints.append((placement.cluster, {
                 "address": self.world.east_west_address(self.cluster, placement.cluster),
-                "ports": {port.name: meta.EASTWEST_PORT for port in spec.ports},
+                "ports": dict.fromkeys(port_names, meta.EASTWEST_PORT),
                 "labels": labels,
                 "network": self.world.istio_network(placement.cluster),
                 "locality": self.world.locality(placement.cluster),

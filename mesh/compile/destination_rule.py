@@ -85,8 +85,11 @@ def _role_priority(ctx: ClusterContext, name: str) -> str | None:
     return f"{meta.STANDBY_LABEL}="
 
 
+_DEFAULT_OUTLIER = Outlier()
+
+
 def _outlier(policy: Outlier | None) -> dict[str, Any]:
-    policy = policy or Outlier()
+    policy = policy or _DEFAULT_OUTLIER
     return {
         "consecutiveGatewayErrors": policy.consecutive_gateway_errors,
         "consecutive5xxErrors": 0,

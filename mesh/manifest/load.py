@@ -203,6 +203,8 @@ _PATTERN_HINTS = {
     "letter",
     schema.GCP_REGION: "a GCP region such as us-east1",
     schema.DURATION: "a duration such as 500ms, 2s, 1m or 1h",
+    schema.DNS_NAME: "a valid DNS name (lower-case labels of letters, digits and '-', separated by dots, "
+    "at least two labels)",
 }
 
 
