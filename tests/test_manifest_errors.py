@@ -15,6 +15,7 @@ from mesh.manifest import ManifestError, load
 import manifests
 
 A, B, C = "services/alpha.yaml", "services/beta.yaml", "services/gamma.yaml"
+RANGES = "    ipRanges: {nodes: 10.0.0.0/20, pods: 10.64.0.0/14, services: 10.200.0.0/20, controlPlane: 172.16.0.0/28}\n"
 F, L = "fleet.yaml", "locations.yaml"
 
 # (id, edits, file, line, field, message fragment)
@@ -92,6 +93,18 @@ CASES = [
     ("bad-enum", [(C, "protocol: GRPC", "protocol: grpc")], C, 8, "ports[1].protocol", "must be"),
     ("call-duplicate", [(B, "  - gamma.svc.test.example\n", "  - gamma.svc.test.example\n"
                          "  - gamma.svc.test.example\n")], B, 10, "calls[1]", "duplicate call"),
+    ("ranges-overlap", [(F, "external: 192.0.2.1}\n", "external: 192.0.2.1}\n" + RANGES.replace(
+        "pods: 10.64.0.0/14", "pods: 10.0.0.0/14"))], F, 16, "clusters[0].ipRanges.pods",
+     "10.0.0.0/14 overlaps c1 nodes on network 'shared'"),
+    ("internal-address-outside-nodes", [(F, "external: 192.0.2.1}\n", "external: 192.0.2.1}\n" + RANGES.replace(
+        "nodes: 10.0.0.0/20", "nodes: 10.1.0.0/20"))], F, 15, "clusters[0].eastWest.internal",
+     "internal east-west address 10.0.0.1 is outside the node range 10.1.0.0/20"),
+    ("control-plane-not-28", [(F, "external: 192.0.2.1}\n", "external: 192.0.2.1}\n" + RANGES.replace(
+        "172.16.0.0/28", "172.16.0.0/24"))], F, 16, "clusters[0].ipRanges.controlPlane",
+     "the control-plane range must be a /28"),
+    ("bad-cidr", [(F, "external: 192.0.2.1}\n", "external: 192.0.2.1}\n" + RANGES.replace(
+        "nodes: 10.0.0.0/20", "nodes: 10.0.0.1/20"))], F, 16, "clusters[0].ipRanges.nodes",
+     "'10.0.0.1/20' is not an IPv4 CIDR block"),
     ("stray-file", [("location.yaml", "", "x: [c1]\n")], "location.yaml", 1, "<document>",
      "unexpected manifest file"),
 ]

@@ -7,6 +7,7 @@ edit to fix it. Rules never stop early: the caller reports every problem of ever
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
@@ -68,6 +69,7 @@ def _check_fleet(fleet: schema.Fleet, origin: Origin) -> Iterator[Problem]:
             first_index[cluster.name] = i
         yield from _check_cluster(fleet, cluster, at)
     yield from _check_addresses(fleet, origin)
+    yield from _check_ranges(fleet, origin)
 
 
 def _check_cluster(fleet: schema.Fleet, cluster: schema.Cluster, at: Origin) -> Iterator[Problem]:
@@ -115,6 +117,35 @@ def _check_addresses(fleet: schema.Fleet, origin: Origin) -> Iterator[Problem]:
                 )
             else:
                 owner[address] = f"cluster {cluster.name!r} ({kind})"
+
+
+def _check_ranges(fleet: schema.Fleet, origin: Origin) -> Iterator[Problem]:
+    """Ranges on one VPC must not overlap; the internal east-west address sits in the node range."""
+    taken: dict[str, list[tuple[ipaddress.IPv4Network, str]]] = {}
+    for i, cluster in enumerate(fleet.clusters):
+        ranges = cluster.ip_ranges
+        if ranges is None:
+            continue
+        at = origin.at("clusters", i, "ipRanges")
+        if ipaddress.IPv4Network(ranges.control_plane).prefixlen != 28:
+            yield at.problem("the control-plane range must be a /28 (GKE's requirement)", "range-size",
+                             "controlPlane")
+        internal = cluster.east_west.internal if cluster.east_west else None
+        if internal and ipaddress.IPv4Address(internal) not in ipaddress.IPv4Network(ranges.nodes):
+            yield origin.problem(
+                f"internal east-west address {internal} is outside the node range {ranges.nodes}",
+                "address-range", "clusters", i, "eastWest", "internal")
+        used = taken.setdefault(cluster.network, [])
+        for field in ("nodes", "pods", "services", "controlPlane"):
+            network = ipaddress.IPv4Network(getattr(ranges, _SNAKE[field]))
+            clash = next((owner for other, owner in used if network.overlaps(other)), None)
+            if clash:
+                yield at.problem(f"{network} overlaps {clash} on network {cluster.network!r}",
+                                 "range-overlap", field)
+            used.append((network, f"{cluster.name} {field}"))
+
+
+_SNAKE = {"nodes": "nodes", "pods": "pods", "services": "services", "controlPlane": "control_plane"}
 
 
 # ---------------------------------------------------------------------------------------- services

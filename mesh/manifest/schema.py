@@ -42,6 +42,14 @@ ClusterName = Annotated[str, StringConstraints(pattern=CLUSTER_NAME)]
 Duration = Annotated[str, StringConstraints(pattern=DURATION)]
 
 
+def _check_cidr(value: str) -> str:
+    try:
+        ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR block ({exc})") from None
+    return value
+
+
 def _check_ipv4(value: str) -> str:
     try:
         ipaddress.IPv4Address(value)
@@ -52,6 +60,7 @@ def _check_ipv4(value: str) -> str:
 
 DnsName = Annotated[str, StringConstraints(pattern=DNS_NAME, max_length=253)]
 IPv4 = Annotated[str, AfterValidator(_check_ipv4)]
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
 
 
 def _duration_ms(value: str) -> float:
@@ -117,6 +126,15 @@ class EastWestAddresses(Strict):
     )
 
 
+class IpRanges(Strict):
+    """The cluster's address plan (VPC-native). Needed by the Pulumi program, not by `mesh render`."""
+
+    nodes: Cidr = Field(description="Primary range of the cluster's subnet (nodes, internal gateway IP).")
+    pods: Cidr = Field(description="Secondary range for pods.")
+    services: Cidr = Field(description="Secondary range for Kubernetes Services.")
+    control_plane: Cidr = Field(description="The control plane's private /28.")
+
+
 class NodePool(Strict):
     """An autoscaled GKE node pool."""
 
@@ -156,6 +174,10 @@ class Cluster(Strict):
     )
     node_pools: list[NodePool] | None = Field(
         default=None, description="Explicit node pools, instead of a `size` preset."
+    )
+    ip_ranges: IpRanges | None = Field(
+        default=None,
+        description="Subnet, pod, service and control-plane ranges; required by the Pulumi program.",
     )
     east_west: EastWestAddresses | None = Field(
         default=None,
