@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """The project's two entry points on a fresh machine with only Python 3.11+.
 
-    python3 dev.py render   # the main job: compile the example stack into out/prod/
+    python3 dev.py preview  # the main job: the Pulumi program for stack prod, offline (mock engine)
     python3 dev.py test     # the whole test suite
+    python3 dev.py render   # the example stack's objects as YAML in out/prod/
 
 Each creates `.venv/` on first use (and again when pyproject.toml or constraints.txt change),
 installs the project with its test tools at the versions in constraints.txt, then runs.
-Any further arguments are passed on (to `mesh render` or to pytest).
+Any further arguments are passed on (to `mesh preview`, `mesh render` or pytest).
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ def ensure_venv() -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("render", "test"):
+    if not argv or argv[0] not in ("preview", "render", "test"):
         print(__doc__, file=sys.stderr)
         return 2
     python = ensure_venv()
     command, rest = argv[0], argv[1:]
-    if command == "render":
+    if command == "preview":
+        args = [str(python), "-m", "mesh", "preview", "--stack", "prod", *rest]
+    elif command == "render":
         args = [str(python), "-m", "mesh", "render", "stacks/prod", "--out", "out/prod", *rest]
     else:
         args = [str(python), "-m", "pytest", *rest]

@@ -64,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     graph_cmd.add_argument("--format", choices=("json", "mermaid"), default="json")
     graph_cmd.set_defaults(run=_graph)
 
+    preview_cmd = commands.add_parser(
+        "preview", help="run the Pulumi program offline under Pulumi's mock engine and show what it declares")
+    preview_cmd.add_argument("--stack", default="prod", help="stack whose Pulumi.<stack>.yaml to use (default: prod)")
+    preview_cmd.add_argument("--snapshot", type=Path, metavar="FILE",
+                             help="also write the normalized desired state (JSON) to FILE")
+    preview_cmd.add_argument("--no-tree", action="store_true", help="print only the summary")
+    preview_cmd.add_argument("--project-dir", type=Path, default=Path("."), help=argparse.SUPPRESS)
+    preview_cmd.set_defaults(run=_preview)
+
     schema_cmd = commands.add_parser("schema", help="print the JSON Schema of a manifest file")
     schema_cmd.add_argument("kind", nargs="?", default="service",
                             choices=("service", "fleet", "locations", "bundle"),
@@ -117,6 +126,32 @@ def _render(args: argparse.Namespace) -> int:
 def _graph(args: argparse.Namespace) -> int:
     world = _load(args.path).world
     sys.stdout.write(graph.as_json(world) if args.format == "json" else graph.as_mermaid(world))
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    import pulumi
+
+    from mesh import preview
+
+    try:
+        result = preview.run(args.project_dir, args.stack)
+    except preview.PreviewError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except pulumi.RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("nothing was previewed.", file=sys.stderr)
+        return 1
+    print(f"Previewing stack {args.stack} with Pulumi's mock engine (no cloud contacted; "
+          f"{preview.COMPUTED} = known only after `pulumi up`)\n")
+    if not args.no_tree:
+        print(preview.tree(result) + "\n")
+    print(preview.summary(result))
+    if args.snapshot:
+        args.snapshot.parent.mkdir(parents=True, exist_ok=True)
+        args.snapshot.write_text(preview.snapshot(result))
+        print(f"\nwrote {args.snapshot}")
     return 0
 
 

@@ -145,3 +145,18 @@ def test_missing_path_is_a_clean_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no such file or directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_preview_prints_the_tree_counts_and_outputs(tmp_path: Path) -> None:
+    result = mesh("preview", "--stack", "prod", "--snapshot", tmp_path / "prod.json")
+    assert result.returncode == 0, result.stderr
+    assert "+ pulumi:pulumi:Stack" in result.stdout
+    assert "fleet-mesh:gke:Cluster" in result.stdout and "[protect]" in result.stdout
+    assert "By cluster:" in result.stdout and '"schemaVersion": 1' in result.stdout
+    assert json.loads((tmp_path / "prod.json").read_text())["stack"] == "prod"
+
+
+def test_preview_of_a_missing_stack_is_a_clean_error() -> None:
+    result = mesh("preview", "--stack", "nosuch")
+    assert result.returncode == 1
+    assert "Pulumi.nosuch.yaml not found" in result.stderr and "Traceback" not in result.stderr

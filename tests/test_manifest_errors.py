@@ -15,7 +15,8 @@ from mesh.manifest import ManifestError, load
 import manifests
 
 A, B, C = "services/alpha.yaml", "services/beta.yaml", "services/gamma.yaml"
-RANGES = "    ipRanges: {nodes: 10.0.0.0/20, pods: 10.64.0.0/14, services: 10.200.0.0/20, controlPlane: 172.16.0.0/28}\n"
+RANGES = ("    ipRanges: {nodes: 10.0.0.0/20, pods: 10.64.0.0/14, services: 10.200.0.0/20, "
+          "controlPlane: 172.16.0.0/28}\n")
 F, L = "fleet.yaml", "locations.yaml"
 
 # (id, edits, file, line, field, message fragment)

@@ -1,0 +1,55 @@
+"""Mesh config: one cluster's compiled objects as Kubernetes resources on that cluster's provider.
+
+Each object becomes one resource named `<cluster>/<Kind>/<namespace>/<name>`, a stable identity, so
+an unrelated change never replaces it. Istio objects wait for the control plane (istiod's webhook
+validates them) and for their namespace. East-west addresses the manifest does not pin are written
+by the compiler as placeholders; here they are replaced by the addresses this stack reserved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from mesh.model import PLACEHOLDER_SUFFIX
+
+
+def resource_name(cluster: str, obj: Mapping[str, Any]) -> str:
+    metadata = obj["metadata"]
+    return "/".join(p for p in (cluster, obj["kind"], metadata.get("namespace", ""), metadata["name"]) if p)
+
+
+def substitute(value: Any, addresses: Mapping[str, pulumi.Input[str]]) -> Any:
+    """A copy of `value` with every address placeholder replaced by its reserved address."""
+    if isinstance(value, str) and value.endswith(PLACEHOLDER_SUFFIX):
+        return addresses[value]
+    if isinstance(value, dict):
+        return {k: substitute(v, addresses) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, addresses) for v in value]
+    return value
+
+
+class MeshConfig(pulumi.ComponentResource):
+    def __init__(self, cluster: str, objects: Sequence[Mapping[str, Any]],
+                 addresses: Mapping[str, pulumi.Input[str]], after: Sequence[pulumi.Resource],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("fleet-mesh:mesh:Config", f"{cluster}-mesh", None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        namespaces: dict[str, pulumi.Resource] = {}
+        for obj in objects:
+            if obj["kind"] == "Namespace":
+                namespaces[obj["metadata"]["name"]] = k8s.core.v1.Namespace(
+                    resource_name(cluster, obj), metadata=obj["metadata"], opts=child)
+        for obj in objects:
+            if obj["kind"] == "Namespace":
+                continue
+            own = namespaces.get(obj["metadata"]["namespace"])
+            k8s.apiextensions.CustomResource(
+                resource_name(cluster, obj), api_version=obj["apiVersion"], kind=obj["kind"],
+                metadata=obj["metadata"], spec=substitute(obj.get("spec", {}), addresses),
+                opts=child.merge(pulumi.ResourceOptions(depends_on=[*after, *([own] if own else [])])))
+        self.register_outputs({"objects": len(objects)})

@@ -1,0 +1,65 @@
+"""The stack outputs, as an API: a typed model other teams import to read them.
+
+    from mesh.outputs import StackOutputs
+    outputs = StackOutputs.model_validate_json(subprocess.check_output(
+        ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", "acme/fleet-mesh/prod"]))
+    outputs.clusters["core-use1-a"].east_west.external
+
+Keys are camelCase on the wire. The model evolves by adding fields, never renaming; a breaking change
+bumps `schemaVersion`. `kubeconfigs` is a Pulumi secret: without `--show-secrets` it reads
+"[secret]", which the model accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+SCHEMA_VERSION = 1
+
+
+class _Output(BaseModel):
+    # Unknown keys are ignored so that older consumers keep working when fields are added.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class EastWestOutput(_Output):
+    external: str = Field(description="External east-west gateway IP, dialled from other networks.")
+    internal: str | None = Field(default=None, description="Internal IP, dialled from the same network.")
+
+
+class ClusterOutput(_Output):
+    name: str
+    project: str
+    region: str
+    location: str = Field(description="GKE location: the region, or the zone of a zonal cluster.")
+    network: str = Field(description="VPC network name (from fleet.yaml).")
+    istio_network: str = Field(description="The cluster's Istio network (one per cluster).")
+    tier: str
+    endpoint: str = Field(description="Kubernetes API endpoint (IP).")
+    east_west: EastWestOutput
+    istio_revision: str = Field(description="Installed Istio version, e.g. 1.31.1.")
+    managed: bool = Field(description="Whether this stack manages the cluster (shards manage a subset).")
+
+
+class PortOutput(_Output):
+    name: str
+    number: int
+    protocol: str
+
+
+class ServiceOutput(_Output):
+    host: str
+    namespace: str
+    ports: list[PortOutput]
+    clusters: list[str] = Field(description="Clusters the service runs in.")
+
+
+class StackOutputs(_Output):
+    schema_version: Literal[1] = 1
+    clusters: dict[str, ClusterOutput] = Field(description="Clusters this stack manages, by name.")
+    services: dict[str, ServiceOutput] = Field(description="Every service of the fleet, by name.")
+    root_ca_certificate: str = Field(description="PEM of the mesh root CA (public).")
+    kubeconfigs: dict[str, str] | str = Field(description="Per-cluster kubeconfig (secret).")
