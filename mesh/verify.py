@@ -39,6 +39,9 @@ def _cluster(world: World, cluster: str, objects: Sequence[Obj], shapes: dict[st
     by_kind: dict[str, list[Obj]] = defaultdict(list)
     for obj in objects:
         by_kind[obj["kind"]].append(obj)
+    identities = Counter((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects)
+    yield from (f"{kind} {ns}/{name} is emitted {count} times" for (kind, ns, name), count in
+                sorted(identities.items()) if count > 1)
     namespaces = {o["metadata"]["name"] for o in by_kind["Namespace"]}
     expected_namespaces = {world.namespace_of[s] for s in view.needed}
     if namespaces != expected_namespaces:
@@ -72,6 +75,8 @@ def _entries(world: World, cluster: str, entries: list[Obj], shapes: dict[str, s
         wanted = {world.namespace_of[c] for c in view.local_callers.get(service, ())}
         if world.role_in(service, cluster) and world.has_callers_elsewhere(service, cluster):
             wanted.add(meta.ISTIO_SYSTEM)
+        if world.role_in(service, cluster) and world.services[service].ingress:
+            wanted.add(world.fleet.ingress_gateway.namespace)
         if not wanted <= export:
             yield f"ServiceEntry {service} is not exported to {sorted(wanted - export)}"
         if ("workloadSelector" in spec) == ("endpoints" in spec):

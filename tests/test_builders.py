@@ -95,8 +95,8 @@ def test_caller_only_cluster_gets_inline_endpoints_at_external_addresses(world: 
 
 def test_workload_entries_use_internal_address_on_a_shared_network(world: World) -> None:
     entries = objects(world, "c1", "WorkloadEntry")
-    assert sorted(entries) == ["gamma/gamma-c2"], "beta is not called from c1: no way out needed"
-    spec = entries["gamma/gamma-c2"]["spec"]
+    assert sorted(entries) == ["gamma/gamma.c2"], "beta is not called from c1: no way out needed"
+    spec = entries["gamma/gamma.c2"]["spec"]
     assert spec == {
         "address": "10.0.0.2", "ports": {"http": 15443, "grpc": 15443},
         "labels": {"app": "gamma", "fleet-mesh.io/cluster": "c2", "security.istio.io/tlsMode": "istio"},

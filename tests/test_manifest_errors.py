@@ -15,6 +15,8 @@ from mesh.manifest import ManifestError, load
 import manifests
 
 A, B, C = "services/alpha.yaml", "services/beta.yaml", "services/gamma.yaml"
+ZETA = ("name: zeta\nhost: zeta.svc.test.example\nnamespace: gamma\nserviceAccount: zeta\ntier: core\n"
+        "ports:\n  - {name: http, number: 8080, protocol: HTTP}\n")
 RANGES = ("    ipRanges: {nodes: 10.0.0.0/20, pods: 10.64.0.0/14, services: 10.200.0.0/20, "
           "controlPlane: 172.16.0.0/28}\n")
 F, L = "fleet.yaml", "locations.yaml"
@@ -106,6 +108,19 @@ CASES = [
     ("bad-cidr", [(F, "external: 192.0.2.1}\n", "external: 192.0.2.1}\n" + RANGES.replace(
         "nodes: 10.0.0.0/20", "nodes: 10.0.0.1/20"))], F, 16, "clusters[0].ipRanges.nodes",
      "'10.0.0.1/20' is not an IPv4 CIDR block"),
+    ("reserved-namespace", [(C, "namespace: gamma", "namespace: kube-system")], C, 3, "namespace",
+     "namespace 'kube-system' belongs to the platform"),
+    ("shared-identity", [("services/zeta.yaml", "", ZETA.replace("serviceAccount: zeta", "serviceAccount: gamma")),
+                         (L, "", "zeta: [c1]\n")], "services/zeta.yaml", 4, "serviceAccount",
+     "service account 'gamma' in namespace 'gamma' is already the identity of service 'gamma'"),
+    ("shared-selector", [("services/zeta.yaml", "", ZETA + "selector: {app: gamma}\n"), (L, "", "zeta: [c1]\n")],
+     "services/zeta.yaml", 8, "selector", "would also select the pods of service 'gamma'"),
+    ("istio-port", [(C, "number: 9090", "number: 15021")], C, 8, "ports[1]",
+     "port 15021 is used by Istio's proxies itself"),
+    ("unknown-retry-condition", [(B, "retries: 2", "retries: {attempts: 2, retryOn: '5xx,bogus'}")], B, 12,
+     "traffic.retries", "unknown retryOn condition(s) 'bogus'"),
+    ("bad-label-value", [(C, "", "selector: {app: 'bad value!'}\n")], C, 9, "selector.app", "'bad value!' is not"),
+    ("null-location", [(L, "gamma: [c1, c2]", "gamma:")], L, 5, "gamma", "must be a valid list"),
     ("stray-file", [("location.yaml", "", "x: [c1]\n")], "location.yaml", 1, "<document>",
      "unexpected manifest file"),
 ]
@@ -123,6 +138,14 @@ def test_each_error_names_file_line_field_and_cause(
     prefix = f"stack/{file}:{line}: {field}: "
     matching = [r for r in rendered if r.startswith(prefix) and message in r]
     assert matching, f"expected {prefix}…{message}…; got:\n" + "\n".join(rendered)
+
+
+def test_a_broken_location_entry_is_the_only_error(tmp_path: Path) -> None:
+    """One bad entry must not hide the other services' locations (and report them all missing)."""
+    root = manifests.write(tmp_path / "stack", manifests.edited([(L, "gamma: [c1, c2]", "gamma:")]))
+    with pytest.raises(ManifestError) as caught:
+        load(root)
+    assert [d.field for d in caught.value.diagnostics] == ["gamma"]
 
 
 def test_the_base_manifest_is_valid(tmp_path: Path) -> None:

@@ -53,6 +53,9 @@ class ClusterContext:
             namespaces.update(namespace_of[c] for c in self.view.local_callers.get(service, ()))
             if self.exposed(service):
                 namespaces.add(meta.ISTIO_SYSTEM)
+            if self.world.services[service].ingress and self.runs(service):
+                # the north-south gateway routes to the public host (local pods, then other clusters)
+                namespaces.add(self.world.fleet.ingress_gateway.namespace)
             cached = self._exports[service] = sorted(namespaces)
         return list(cached)  # a fresh list per object: outputs never share mutable parts
 

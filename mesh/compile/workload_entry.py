@@ -22,6 +22,7 @@ def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
         for cluster, spec in ctx.remote_endpoints(name):
             spec["labels"] = dict(sorted({**service.workload_labels, **spec["labels"]}.items()))
             yield meta.new(
-                meta.NETWORKING, "WorkloadEntry", f"{name}-{cluster}",
+                # "." cannot occur in a service or cluster name: `a-b` + `c` never meets `a` + `b-c`.
+                meta.NETWORKING, "WorkloadEntry", f"{name}.{cluster}",
                 service.namespace, spec, service=name, source=ctx.world.sources[name],
             )

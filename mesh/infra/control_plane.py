@@ -49,8 +49,14 @@ def istiod_values(args: ControlPlaneArgs) -> dict[str, Any]:
             # Sidecars resolve imported public hosts in-mesh (Sidecar egress is the DNS view).
             "defaultConfig": {"proxyMetadata": {"ISTIO_META_DNS_CAPTURE": "true"}},
         },
-        # ServiceEntries get virtual IPs without the generator choosing them.
-        "env": {"PILOT_ENABLE_IP_AUTOALLOCATE": "true"},
+        "env": {
+            # ServiceEntries get virtual IPs without the generator choosing them.
+            "PILOT_ENABLE_IP_AUTOALLOCATE": "true",
+            # WorkloadEntries carry the service's pod labels (to join its ServiceEntry); without this a
+            # Kubernetes Service with the same selector would send cluster.local traffic to other
+            # clusters' gateways, whose SNI (…svc.cluster.local) they do not serve: resets.
+            "PILOT_ENABLE_K8S_SELECT_WORKLOAD_ENTRIES": "false",
+        },
     }
 
 

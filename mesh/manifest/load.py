@@ -67,9 +67,12 @@ class RawManifest:
     locations: dict[str, list[schema.Location]]
     locations_origin: Origin
     invalid: Declared = Declared()
+    broken_locations: frozenset[str] = frozenset()  # entries reported already; no "has no location"
 
 
-_LOCATIONS = TypeAdapter(schema.LocationsFile)
+# Locations are checked entry by entry, so one broken entry does not hide every other service's.
+_LOCATIONS = TypeAdapter(dict[schema.DnsLabel, Any])
+_LOCATION_LIST = TypeAdapter(list[schema.LocationEntry])
 
 
 def read_manifest(root: Path) -> tuple[RawManifest, list[Problem]]:
@@ -97,8 +100,14 @@ def _read_directory(root: Path) -> tuple[RawManifest, list[Problem]]:
 
     locations_origin = Origin(root / LOCATIONS_FILE)
     locations: dict[str, list[schema.Location]] = {}
+    broken: set[str] = set()
     if locations_origin.file.is_file():
-        locations = _single(locations_origin, _LOCATIONS, problems) or {}
+        for name, entries in (_single(locations_origin, _LOCATIONS, problems) or {}).items():
+            checked = _validate(entries, _LOCATION_LIST, locations_origin.at(name), problems)
+            if checked is None:
+                broken.add(name)
+            else:
+                locations[name] = checked
     else:
         problems.append(locations_origin.problem("the locations file is missing", "missing-file"))
 
@@ -119,7 +128,8 @@ def _read_directory(root: Path) -> tuple[RawManifest, list[Problem]]:
                 invalid.append(document)
     problems += _stray_files(root)
     known = _declared_names(invalid, complete=not unreadable)
-    manifest = RawManifest(root, fleet, fleet_origin, tuple(services), locations, locations_origin, known)
+    manifest = RawManifest(root, fleet, fleet_origin, tuple(services), locations, locations_origin, known,
+                           frozenset(broken))
     return manifest, problems
 
 

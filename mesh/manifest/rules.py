@@ -151,7 +151,41 @@ _SNAKE = {"nodes": "nodes", "pods": "pods", "services": "services", "controlPlan
 # ---------------------------------------------------------------------------------------- services
 
 
+RESERVED_NAMESPACES = frozenset({"istio-system", "kube-system", "kube-public", "kube-node-lease", "default"})
+
+
+def _check_identities(raw: RawManifest, fleet: schema.Fleet | None) -> Iterator[Problem]:
+    """Namespaces the platform owns, and one identity and one selector per service: authorization
+    works on identities and selectors, so a shared one would grant one service the other's callers."""
+    reserved = RESERVED_NAMESPACES | ({fleet.ingress_gateway.namespace} if fleet else set())
+    accounts: dict[tuple[str, str], str] = {}
+    selectors: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    names: set[str] = set()
+    for entry in raw.services:
+        service, at = entry.service, entry.origin
+        if service.name in names:
+            continue  # a duplicate declaration: reported once, as such
+        names.add(service.name)
+        if service.namespace in reserved:
+            yield at.problem(f"namespace {service.namespace!r} belongs to the platform (Istio, Kubernetes or "
+                             "the ingress gateway); give the service its own", "reserved-namespace", "namespace")
+        owner = accounts.setdefault((service.namespace, service.service_account), service.name)
+        if owner != service.name:
+            yield at.problem(f"service account {service.service_account!r} in namespace {service.namespace!r} is "
+                             f"already the identity of service {owner!r}; each service needs its own",
+                             "shared-identity", "serviceAccount")
+        labels = service.workload_labels
+        for other, other_labels in selectors.get(service.namespace, []):
+            small, large = sorted((labels, other_labels), key=len)
+            if small.items() <= large.items():
+                yield at.problem(f"selector {labels} would also select the pods of service {other!r} "
+                                 f"({other_labels}) in namespace {service.namespace!r}", "shared-selector",
+                                 "selector" if service.selector else "name")
+        selectors.setdefault(service.namespace, []).append((service.name, labels))
+
+
 def _check_services(raw: RawManifest, fleet: schema.Fleet | None) -> Iterator[Problem]:
+    yield from _check_identities(raw, fleet)
     by_name: dict[str, SourcedService] = {}
     by_host: dict[str, SourcedService] = {}
     for entry in raw.services:
@@ -281,7 +315,7 @@ def _check_locations(raw: RawManifest, fleet: schema.Fleet) -> Iterator[Problem]
             continue
         yield from _check_service_locations(services[name].service, locations, clusters, at.at(name))
     for name, entry in services.items():
-        if name not in raw.locations:
+        if name not in raw.locations and name not in raw.broken_locations:
             yield entry.origin.problem(
                 f"service {name!r} has no location; add it to {raw.locations_origin.file.name}",
                 "no-location", "name",

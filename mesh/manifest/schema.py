@@ -38,6 +38,17 @@ DURATION = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"
 DNS_NAME = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+# Kubernetes label values: empty, or alphanumerics with - _ . inside, at most 63 characters.
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE, max_length=63)]
+# Ports the sidecar and gateways use themselves; a service on one of them would be shadowed.
+ISTIO_PORTS = frozenset({15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090})
+# Retry conditions Istio accepts in `retryOn` (Envoy's HTTP and gRPC conditions).
+RETRY_ON = frozenset({
+    "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited",
+    "retriable-4xx", "refused-stream", "retriable-status-codes", "retriable-headers", "http3-post-connect-failure",
+    "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
+})
 ClusterName = Annotated[str, StringConstraints(pattern=CLUSTER_NAME)]
 Duration = Annotated[str, StringConstraints(pattern=DURATION)]
 
@@ -232,6 +243,12 @@ class Port(Strict):
         description="Port name, e.g. http. Keys the east-west endpoint port map."
     )
     number: int = Field(ge=1, le=65535, description="Port number callers dial.")
+
+    @model_validator(mode="after")
+    def _not_an_istio_port(self) -> Port:
+        if self.number in ISTIO_PORTS:
+            raise ValueError(f"port {self.number} is used by Istio's proxies itself; choose another")
+        return self
     protocol: Literal["HTTP", "HTTP2", "GRPC", "TCP", "TLS"] = Field(
         description="Application protocol. HTTP, HTTP2 and GRPC get HTTP routing features."
     )
@@ -258,8 +275,17 @@ class Retries(Strict):
     retry_on: str | None = Field(
         default=None,
         description="Envoy retry conditions (default Istio's connect-failure,refused-stream,"
-        "unavailable,cancelled).",
+        "unavailable,cancelled); HTTP status codes allowed too.",
     )
+
+    @model_validator(mode="after")
+    def _known_conditions(self) -> Retries:
+        if self.retry_on is not None:
+            unknown = [c for c in self.retry_on.split(",") if c.strip() not in RETRY_ON and not c.strip().isdigit()]
+            if unknown:
+                raise ValueError(f"unknown retryOn condition(s) {', '.join(map(repr, unknown))}; "
+                                 f"known: {', '.join(sorted(RETRY_ON))}, or HTTP status codes")
+        return self
 
 
 def _retries_shorthand(value: Any) -> Any:
@@ -272,6 +298,7 @@ class Outlier(Strict):
     consecutive_gateway_errors: int = Field(
         default=5,
         ge=1,
+        le=1000,
         description="Consecutive 502/503/504 or connect failures before ejection. Application "
         "500s do not count, so a bad request never ejects a cluster.",
     )
@@ -309,7 +336,7 @@ class Service(Strict):
         default_factory=list, description="Hosts it calls: a host, or {host, port}."
     )
     traffic: Traffic | None = Field(default=None, description="Timeouts, retries, outlier policy.")
-    selector: dict[DnsLabel, str] | None = Field(
+    selector: dict[DnsLabel, LabelValue] | None = Field(
         default=None, description="Pod labels that select its workloads (default app: <name>)."
     )
     ingress: bool = Field(
