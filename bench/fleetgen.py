@@ -21,7 +21,8 @@ full mesh. A uniform random fleet would get that comparison wrong:
 * Networks: a few shared flat VPCs of several clusters each (they reach each other's east-west gateways
   on internal 10.x addresses), and every other cluster on its own isolated VPC (reached on its external
   address only). Every cluster pins its east-west addresses: a unique `external` address from
-  100.64.0.0/10 and, on a shared network, a unique `internal` 10.x address.
+  100.64.0.0/10 and, on a shared network, a unique `internal` address inside its node range; every
+  cluster has an address plan (`ipRanges`) unique across the fleet.
 * Three tiers with a one-way policy: edge -> edge, core; core -> core, data; data -> data. A cluster
   belongs to one tier and a service runs only in clusters of its tier. The service's name says its tier
   (`checkout-gateway` is edge, `checkout-engine` core, `checkout-db` data).
@@ -285,6 +286,16 @@ class _Cluster:
     external: str = ""
 
 
+def _ranges(i: int) -> dict[str, str]:
+    """Cluster i's address plan: unique fleet-wide (up to 512 clusters), so shared VPCs never overlap."""
+    return {
+        "nodes": f"10.{i // 16}.{(i % 16) * 16}.0/20",  # 10.0.0.0/11
+        "pods": f"10.{64 + i // 8}.{(i % 8) * 32}.0/19",  # 10.64.0.0/10
+        "services": f"10.{128 + i // 64}.{(i % 64) * 4}.0/22",  # 10.128.0.0/12
+        "controlPlane": f"172.16.{i // 16}.{(i % 16) * 16}/28",
+    }
+
+
 def _clusters(
     rng: random.Random, spec: FleetSize, stats: FleetStats
 ) -> tuple[dict[str, Any], list[_Cluster]]:
@@ -326,9 +337,9 @@ def _clusters(
             "project": f"net-host-{g + 1:02d}",
             "description": f"Shared flat VPC {g + 1}",
         }
-        for j, index in enumerate(sorted(members)):
+        for index in sorted(members):
             clusters[index].network = net
-            clusters[index].internal = f"10.{g + 1}.{j // 250}.{j % 250 + 2}"
+            clusters[index].internal = _ranges(index)["nodes"].replace(".0/20", ".100")
     isolated = 0
     for cluster in clusters:
         if not cluster.network:
@@ -361,6 +372,7 @@ def _clusters(
                     "spot": True,
                 },
             ]
+        doc["ipRanges"] = _ranges(i)
         east_west = (
             {"internal": c.internal, "external": c.external} if c.internal else {"external": c.external}
         )

@@ -52,7 +52,9 @@ class PreviewError(Exception):
     """The stack cannot be previewed (missing file, program error); the message says why."""
 
 
-class _Mocks(pulumi.runtime.Mocks):
+class OfflineMocks(pulumi.runtime.Mocks):
+    """What the mock engine returns: inputs as state, plus placeholders for cloud-computed outputs."""
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         state.update(_COMPUTED_OUTPUTS.get(args.typ, {}))
@@ -179,8 +181,8 @@ def run(project_dir: Path, stack: str) -> PreviewResult:
 
 async def _run(program: Path, project: str, stack: str, config: dict[str, str], secrets: list[str]) -> PreviewResult:
     pulumi.runtime.set_all_config(config, secrets)
-    monitor = _RecordingMonitor(_Mocks())
-    pulumi.runtime.set_mocks(_Mocks(), project=project, stack=stack, preview=False, monitor=monitor)
+    monitor = _RecordingMonitor(OfflineMocks())
+    pulumi.runtime.set_mocks(OfflineMocks(), project=project, stack=stack, preview=False, monitor=monitor)
     sys.path.insert(0, str(program.parent))
     try:
         runpy.run_path(str(program), run_name="__main__")
