@@ -73,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     preview_cmd.add_argument("--project-dir", type=Path, default=Path("."), help=argparse.SUPPRESS)
     preview_cmd.set_defaults(run=_preview)
 
+    diff_cmd = commands.add_parser(
+        "diff", help="what a change does: intent, blast radius and objects, between two manifests")
+    diff_cmd.add_argument("base", nargs="?", metavar="BASE",
+                          help="a manifest path or git ref[:path] (default: merge-base with main)")
+    diff_cmd.add_argument("head", nargs="?", default=str(DEFAULT_STACK), metavar="HEAD",
+                          help=f"a manifest path or git ref[:path] (default: {DEFAULT_STACK} in the working tree)")
+    diff_cmd.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    diff_cmd.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
+    diff_cmd.set_defaults(run=_diff)
+
     schema_cmd = commands.add_parser("schema", help="print the JSON Schema of a manifest file")
     schema_cmd.add_argument("kind", nargs="?", default="service",
                             choices=("service", "fleet", "locations", "bundle"),
@@ -153,6 +163,25 @@ def _preview(args: argparse.Namespace) -> int:
         args.snapshot.write_text(preview.snapshot(result))
         print(f"\nwrote {args.snapshot}")
     return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from mesh import diff, diff_format
+
+    repo = Path(".")
+    try:
+        base = args.base or diff.default_base(repo)
+        result = diff.diff_sides(base, args.head, repo)
+    except diff.DiffError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "markdown":
+        sys.stdout.write(diff_format.markdown(result))
+    elif args.format == "json":
+        sys.stdout.write(diff_format.as_json(result))
+    else:
+        sys.stdout.write(diff_format.text(result, colour=sys.stdout.isatty()))
+    return 1 if args.exit_code and result.changed else 0
 
 
 def _schema(args: argparse.Namespace) -> int:
