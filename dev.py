@@ -4,6 +4,7 @@
     python3 dev.py preview  # the main job: the Pulumi program for stack prod, offline (mock engine)
     python3 dev.py test     # the whole test suite
     python3 dev.py render   # the example stack's objects as YAML in out/prod/
+    python3 dev.py setup    # only create/refresh .venv/ (CI steps that run .venv/bin/mesh)
 
 Each creates `.venv/` on first use (and again when pyproject.toml or constraints.txt change),
 installs the project with its test tools at the versions in constraints.txt, then runs.
@@ -46,11 +47,13 @@ def ensure_venv() -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("preview", "render", "test"):
+    if not argv or argv[0] not in ("preview", "render", "test", "setup"):
         print(__doc__, file=sys.stderr)
         return 2
     python = ensure_venv()
     command, rest = argv[0], argv[1:]
+    if command == "setup":
+        return 0
     if command == "preview":
         args = [str(python), "-m", "mesh", "preview", "--stack", "prod", *rest]
     elif command == "render":
