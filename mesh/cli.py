@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
                           help=f"a manifest path or git ref[:path] (default: {DEFAULT_STACK} in the working tree)")
     diff_cmd.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     diff_cmd.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
+    diff_cmd.add_argument("--stack", default="prod",
+                          help="also compare the Pulumi program's resources for this stack (default: prod)")
+    diff_cmd.add_argument("--no-pulumi", action="store_true",
+                          help="compare the compiled mesh only (faster: no mock-engine runs)")
     diff_cmd.set_defaults(run=_diff)
 
     schema_cmd = commands.add_parser("schema", help="print the JSON Schema of a manifest file")
@@ -171,8 +175,8 @@ def _diff(args: argparse.Namespace) -> int:
     repo = Path(".")
     try:
         base = args.base or diff.default_base(repo)
-        result = diff.diff_sides(base, args.head, repo)
-    except diff.DiffError as exc:
+        result = diff.diff_sides(base, args.head, repo, None if args.no_pulumi else args.stack)
+    except (diff.DiffError, pulumi_run_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.format == "markdown":
@@ -182,6 +186,13 @@ def _diff(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(diff_format.text(result, colour=sys.stdout.isatty()))
     return 1 if args.exit_code and result.changed else 0
+
+
+def pulumi_run_error() -> type[Exception]:
+    """pulumi.RunError, imported only when a command runs the Pulumi program."""
+    import pulumi
+
+    return pulumi.RunError
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -54,10 +54,21 @@ class Diff:
     intent: list[str] = field(default_factory=list)  # plain-language lines, destructive ones first
     destructive: list[str] = field(default_factory=list)
     objects: list[ObjectChange] = field(default_factory=list)
+    resources: list[Any] = field(default_factory=list)  # diff_infra.ResourceChange, when compared
 
     @property
     def changed(self) -> bool:
-        return bool(self.intent or self.objects)
+        return bool(self.intent or self.objects or self.resources)
+
+    def add_resources(self, changes: list[Any]) -> None:
+        """Fold in the Pulumi side: destructive resource changes go first among the intent lines."""
+        self.resources = changes
+        flagged = [c.destructive for c in changes if c.destructive]
+        self.destructive = flagged + self.destructive
+        self.intent = flagged + self.intent
+        others = sorted({_resource_kind(c.type) for c in changes if not c.destructive})
+        if others:
+            self.intent.append(f"Pulumi resources outside the mesh change: {', '.join(others)}")
 
     def blast_radius(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -65,6 +76,11 @@ class Diff:
             counts = out.setdefault(change.cluster, {"added": 0, "changed": 0, "removed": 0})
             counts[change.action] += 1
         return dict(sorted(out.items()))
+
+
+def _resource_kind(token: str) -> str:
+    """`gcp:container/nodePool:NodePool` → `NodePool`."""
+    return token.rsplit(":", 1)[-1]
 
 
 # ----------------------------------------------------------------------------------------- sides
@@ -96,11 +112,24 @@ def default_base(repo: Path) -> str:
     raise DiffError("no main branch to compare with; give BASE explicitly")
 
 
-def diff_sides(base: str, head: str, repo: Path) -> Diff:
+def diff_sides(base: str, head: str, repo: Path, stack: str | None = None) -> Diff:
+    """Compare two sides; with `stack`, also run the Pulumi program for both (mesh/diff_infra.py)."""
     with tempfile.TemporaryDirectory() as scratch:
-        before = load(materialize(base, repo, Path(scratch))).world
-        after = load(materialize(head, repo, Path(scratch))).world
-    return diff_worlds(before, after)
+        manifests = materialize(base, repo, Path(scratch)), materialize(head, repo, Path(scratch))
+        result = diff_worlds(load(manifests[0]).world, load(manifests[1]).world)
+        if stack is not None:
+            from mesh import diff_infra
+
+            needed = [repo / "Pulumi.yaml", repo / "__main__.py", repo / f"Pulumi.{stack}.yaml"]
+            missing = [str(p) for p in needed if not p.is_file()]
+            if missing:
+                raise DiffError(f"cannot compare Pulumi resources: {', '.join(missing)} not found "
+                                "(run from the project root, choose --stack, or use --no-pulumi)")
+
+            before = diff_infra.run_side(repo, stack, manifests[0], base)
+            after = diff_infra.run_side(repo, stack, manifests[1], head)
+            result.add_resources(diff_infra.compare(before, after))
+    return result
 
 
 def diff_worlds(before: World, after: World) -> Diff:

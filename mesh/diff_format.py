@@ -37,9 +37,17 @@ def text(diff: Diff, colour: bool = False) -> str:
     lines = [paint(BOLD, "What changes")]
     lines += [paint(RED, f"  ! {line}") for line in diff.destructive]
     lines += [f"  - {line}" for line in diff.intent if line not in diff.destructive]
+    if diff.resources:
+        lines += ["", paint(BOLD, "Pulumi resources outside the mesh objects")]
+        for change in diff.resources:
+            line = f"  {SIGN[change.action]} {change.type} {change.name}"
+            lines.append(paint(RED if change.destructive else COLOUR[change.action], line))
+            lines += [f"      {path}" for path in change.fields]
     lines += ["", paint(BOLD, "Blast radius")]
     radius = diff.blast_radius()
     lines += [f"  {cluster}: +{c['added']} ~{c['changed']} -{c['removed']}" for cluster, c in radius.items()]
+    if not radius:
+        lines.append("  no mesh object changes")
     for cluster in radius:
         lines += ["", paint(BOLD, cluster)]
         for change in (c for c in diff.objects if c.cluster == cluster):
@@ -59,6 +67,12 @@ def markdown(diff: Diff, limit: int = 60_000) -> str:
     radius = diff.blast_radius()
     head += ["", "| cluster | added | changed | removed |", "|---|---:|---:|---:|"]
     head += [f"| `{c}` | {n['added']} | {n['changed']} | {n['removed']} |" for c, n in radius.items()]
+    if diff.resources:
+        head += ["", "<details><summary>Pulumi resources outside the mesh objects</summary>\n", "```diff"]
+        for change in diff.resources:
+            head.append(f"{SIGN[change.action]} {change.type} {change.name}")
+            head += [f"{SIGN[change.action]}     {path}" for path in change.fields]
+        head += ["```", "</details>"]
     out = "\n".join(head) + "\n"
     left_out = 0
     for cluster in radius:
@@ -84,4 +98,5 @@ def as_json(diff: Diff) -> str:
         "intent": diff.intent,
         "blastRadius": diff.blast_radius(),
         "objects": [asdict(c) for c in diff.objects],
+        "resources": [asdict(c) for c in diff.resources],
     }, indent=2, ensure_ascii=False) + "\n"

@@ -140,7 +140,11 @@ def test_cli_exit_code_formats_and_git_refs(tmp_path: Path) -> None:
     locations = repo / "stacks/prod/locations.yaml"
     edit(locations, "{cluster: core-use1-a, weight: 90}", "{cluster: core-use1-a, weight: 50}")
     edit(locations, "{cluster: core-use1-b, weight: 10}", "{cluster: core-use1-b, weight: 50}")
-    run = [sys.executable, "-m", "mesh", "diff"]
+    without_project = subprocess.run([sys.executable, "-m", "mesh", "diff", "main"], cwd=repo, capture_output=True,
+                                     text=True)
+    assert without_project.returncode == 1 and "use --no-pulumi" in without_project.stderr
+    assert "Traceback" not in without_project.stderr
+    run = [sys.executable, "-m", "mesh", "diff", "--no-pulumi"]
     same = subprocess.run([*run, "main", "main", "--exit-code"], cwd=repo, capture_output=True, text=True)
     assert same.returncode == 0 and same.stdout == "No changes.\n", same.stderr
     changed = subprocess.run([*run, "--exit-code"], cwd=repo, capture_output=True, text=True)
@@ -158,3 +162,25 @@ def test_no_change_in_every_format(fmt: str) -> None:
     result = diff_sides(str(ROOT / "stacks/prod"), str(ROOT / "stacks/prod"), ROOT)
     rendered = {"text": diff_format.text, "markdown": diff_format.markdown, "json": diff_format.as_json}[fmt](result)
     assert "no changes" in rendered.lower() or '"changed": false' in rendered
+
+
+def test_pulumi_side_flags_cluster_deletion_and_replacement_and_lists_other_resources(tmp_path: Path) -> None:
+    head = stack_copy(tmp_path)
+    fleet = yaml.safe_load((head / "fleet.yaml").read_text())
+    fleet["clusters"] = [c for c in fleet["clusters"] if c["name"] != "edge-usw1-a"]
+    edge = next(c for c in fleet["clusters"] if c["name"] == "edge-euw1-a")
+    edge["ipRanges"]["controlPlane"] = "172.16.1.112/28"  # forces a new GKE cluster
+    edge["size"] = "large"
+    (head / "fleet.yaml").write_text(yaml.safe_dump(fleet))
+    (head / "locations.yaml").write_text((head / "locations.yaml").read_text().replace(", edge-usw1-a", ""))
+    result = diff_sides(str(ROOT / "stacks/prod"), str(head), ROOT, stack="prod")
+    assert set(result.destructive[:2]) == {
+        "GKE cluster edge-usw1-a would be deleted",
+        "GKE cluster edge-euw1-a would be replaced (changes privateClusterConfig.masterIpv4CidrBlock)",
+    }
+    assert result.intent[0] == result.destructive[0]
+    changed = {(c.type.rsplit(":", 1)[-1], c.name, c.action) for c in result.resources}
+    assert ("NodePool", "edge-euw1-a-default", "changed") in changed
+    assert ("Cluster", "edge-usw1-a", "removed") in changed
+    assert not any("fleet-mesh:mesh:Config" in c.urn for c in result.resources)
+    assert "Pulumi resources outside the mesh objects" in diff_format.text(result)
