@@ -18,6 +18,7 @@ from mesh.compile import CompileOptions, compile_fleet
 from mesh.diagnostics import Diagnostic, ManifestError
 from mesh.manifest import Loaded, load
 from mesh.manifest import schema as manifest_schema
+from mesh.model import World
 from mesh.verify import verify
 
 DEFAULT_STACK = Path("stacks/prod")
@@ -61,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
 
     graph_cmd = commands.add_parser("graph", help="print services, locations and calls")
     _add_path(graph_cmd)
-    graph_cmd.add_argument("--format", choices=("json", "mermaid"), default="json")
+    graph_cmd.add_argument("--format", choices=("json", "mermaid", "dot", "svg"), default="json",
+                           help="svg needs Graphviz's dot")
     graph_cmd.set_defaults(run=_graph)
 
     preview_cmd = commands.add_parser(
@@ -79,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="a manifest path or git ref[:path] (default: merge-base with main)")
     diff_cmd.add_argument("head", nargs="?", default=str(DEFAULT_STACK), metavar="HEAD",
                           help=f"a manifest path or git ref[:path] (default: {DEFAULT_STACK} in the working tree)")
-    diff_cmd.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    diff_cmd.add_argument("--format", choices=("text", "markdown", "json", "dot", "svg"), default="text",
+                          help="dot/svg: a picture of the changed calls and placements (svg needs Graphviz)")
     diff_cmd.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
     diff_cmd.add_argument("--stack", default="prod",
                           help="also compare the Pulumi program's resources for this stack (default: prod)")
@@ -139,7 +142,15 @@ def _render(args: argparse.Namespace) -> int:
 
 def _graph(args: argparse.Namespace) -> int:
     world = _load(args.path).world
-    sys.stdout.write(graph.as_json(world) if args.format == "json" else graph.as_mermaid(world))
+    def svg(world: World) -> str:
+        return graph.to_svg(graph.as_dot(world))
+
+    render_as = {"json": graph.as_json, "mermaid": graph.as_mermaid, "dot": graph.as_dot, "svg": svg}
+    try:
+        sys.stdout.write(render_as[args.format](world))
+    except graph.GraphvizMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -179,7 +190,14 @@ def _diff(args: argparse.Namespace) -> int:
     except (diff.DiffError, pulumi_run_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.format == "markdown":
+    if args.format in ("dot", "svg") and result.worlds:
+        source = graph.diff_dot(*result.worlds)
+        try:
+            sys.stdout.write(source if args.format == "dot" else graph.to_svg(source))
+        except graph.GraphvizMissing as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    elif args.format == "markdown":
         sys.stdout.write(diff_format.markdown(result))
     elif args.format == "json":
         sys.stdout.write(diff_format.as_json(result))

@@ -55,6 +55,7 @@ class Diff:
     destructive: list[str] = field(default_factory=list)
     objects: list[ObjectChange] = field(default_factory=list)
     resources: list[Any] = field(default_factory=list)  # diff_infra.ResourceChange, when compared
+    worlds: tuple[World, World] | None = None  # before and after, for pictures
 
     @property
     def changed(self) -> bool:
@@ -133,7 +134,7 @@ def diff_sides(base: str, head: str, repo: Path, stack: str | None = None) -> Di
 
 
 def diff_worlds(before: World, after: World) -> Diff:
-    result = Diff()
+    result = Diff(worlds=(before, after))
     result.destructive, result.intent = _intent(before, after)
     old, new = compile_fleet(before), compile_fleet(after)
     for cluster in sorted(set(old) | set(new)):
