@@ -184,3 +184,27 @@ def test_pulumi_side_flags_cluster_deletion_and_replacement_and_lists_other_reso
     assert ("Cluster", "edge-usw1-a", "removed") in changed
     assert not any("fleet-mesh:mesh:Config" in c.urn for c in result.resources)
     assert "Pulumi resources outside the mesh objects" in diff_format.text(result)
+
+
+def test_adding_a_cluster_and_placing_a_service_reads_as_such(tmp_path: Path) -> None:
+    head = stack_copy(tmp_path)
+    fleet = yaml.safe_load((head / "fleet.yaml").read_text())
+    fleet["clusters"].append({
+        "name": "edge-euw2-a", "project": "acme-edge-prod", "region": "europe-west2", "network": "edge-euw2",
+        "tier": "edge", "eastWest": {"external": "192.0.2.40"},
+        "ipRanges": {"nodes": "10.160.0.0/20", "pods": "10.96.0.0/14", "services": "10.200.128.0/20",
+                     "controlPlane": "172.16.0.128/28"}})
+    fleet["networks"]["edge-euw2"] = {"project": "acme-net-edge-euw2"}
+    (head / "fleet.yaml").write_text(yaml.safe_dump(fleet))
+    edit(head / "locations.yaml", "media: [edge-use1-a, edge-euw1-a]", "media: [edge-use1-a, edge-euw1-a, edge-euw2-a]")
+    result = diff_sides(str(ROOT / "stacks/prod"), str(head), ROOT)
+    assert result.intent == [
+        "cluster edge-euw2-a is added (europe-west2, network edge-euw2, tier edge)",
+        "media now also runs in edge-euw2-a",
+        "edge-euw2-a's east-west gateway now exposes media.svc.acme.example",
+    ]
+    # The new cluster gets its base objects and media's; every cluster running web-frontend (media's
+    # caller) learns the new location: a WorkloadEntry beside local media pods, else a new endpoint.
+    by_cluster = {(c.cluster, c.kind, c.action) for c in result.objects if c.cluster != "edge-euw2-a"}
+    assert by_cluster == {("edge-euw1-a", "WorkloadEntry", "added"), ("edge-use1-a", "WorkloadEntry", "added"),
+                          ("edge-usw1-a", "ServiceEntry", "changed")}
