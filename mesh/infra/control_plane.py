@@ -96,10 +96,11 @@ class IstioControlPlane(pulumi.ComponentResource):
             f"{name}-eastwest", name=GATEWAY_RELEASE, chart="gateway", version=args.version,
             repository_opts=repository, namespace=ISTIO_SYSTEM, values=gateway_values,
             opts=child.merge(pulumi.ResourceOptions(depends_on=[self.istiod])))
-        ready: list[pulumi.Resource] = [self.istiod, self.gateway]
         if args.internal_address is not None:
-            ready.append(self._internal_service(name, args, child))
-        self.ready = ready
+            self._internal_service(name, args, child)
+        # What Istio objects must wait for: istiod, whose validating webhook admits them. Not the
+        # gateway: a slow load balancer must not hold back configuration.
+        self.ready: list[pulumi.Resource] = [self.istiod]
         self.register_outputs({})
 
     def _internal_service(self, name: str, args: ControlPlaneArgs, child: pulumi.ResourceOptions) -> pulumi.Resource:
