@@ -180,6 +180,11 @@ def run(project_dir: Path, stack: str) -> PreviewResult:
 
 
 async def _run(program: Path, project: str, stack: str, config: dict[str, str], secrets: list[str]) -> PreviewResult:
+    # A previous run in this process may have stopped on an error with RPCs outstanding; waiting
+    # on them would hang this one (what `@pulumi.runtime.test` clears too).
+    settings = pulumi.runtime.settings.SETTINGS
+    settings.rpc_manager.clear()
+    settings.outputs.clear()
     pulumi.runtime.set_all_config(config, secrets)
     monitor = _RecordingMonitor(OfflineMocks())
     pulumi.runtime.set_mocks(OfflineMocks(), project=project, stack=stack, preview=False, monitor=monitor)
