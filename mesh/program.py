@@ -24,8 +24,9 @@ from mesh.infra.network import FleetNetwork, NetworkArgs
 from mesh.infra.pki import MeshPki, ProvidedRoot
 from mesh.infra.stack_config import CONFIG_NAMESPACE, StackConfig, StackConfigError, parse_stack_config
 from mesh.manifest import load
-from mesh.model import PLACEHOLDER_SUFFIX, World, address_placeholder
+from mesh.model import World, address_placeholder
 from mesh.outputs import SCHEMA_VERSION
+from mesh.render import unresolved_addresses
 from mesh.verify import verify
 
 LIST_KEYS = ("clusters", "masterAuthorizedNetworks", "eastWestSourceRanges")
@@ -83,22 +84,12 @@ def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
 def _check_addresses_resolvable(compiled: Mapping[str, list[dict[str, Any]]], clusters: tuple[str, ...]) -> None:
     """Unpinned addresses are reserved by the stack managing that cluster: others cannot know them."""
     reserved = {address_placeholder(c, kind) for c in clusters for kind in ("internal", "external")}
-    needed = {a for c in clusters for a in _placeholders(compiled[c])}
+    needed = set(unresolved_addresses({c: compiled[c] for c in clusters}))
     foreign = sorted(needed - reserved)
     if foreign:
         owners = sorted({a.split(".")[0] for a in foreign})
         raise PlanError(f"clusters managed by other stacks are called from here but pin no east-west address: "
                         f"{', '.join(owners)}; pin eastWest addresses for them in the fleet file")
-
-
-def _placeholders(value: Any) -> set[str]:
-    if isinstance(value, str):
-        return {value} if value.endswith(PLACEHOLDER_SUFFIX) else set()
-    if isinstance(value, dict):
-        return set().union(*(_placeholders(v) for v in value.values()))
-    if isinstance(value, list):
-        return set().union(*(_placeholders(v) for v in value))
-    return set()
 
 
 def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:

@@ -178,3 +178,18 @@ def test_manifest_errors_surface_with_file_and_line(tmp_path: Path) -> None:
     project = _project(tmp_path / "project", {"mesh:manifest": str(manifest)})
     with pytest.raises(pulumi.RunError, match=r"services/payments.yaml:\d+: calls\[3\].host: calls unknown host"):
         preview.run(project, "test")
+
+
+def test_a_shard_calling_an_unpinned_cluster_of_another_shard_is_refused(tmp_path: Path) -> None:
+    from mesh.program import PlanError, prepare
+
+    manifest = tmp_path / "stack"
+    shutil.copytree(ROOT / "stacks/prod", manifest)
+    fleet = manifest / "fleet.yaml"
+    fleet.write_text(fleet.read_text().replace("      external: 203.0.113.10\n", ""))
+    values = {"manifest": str(manifest), "istioVersion": "1.31.1", "clusters": ["edge-use1-a"],
+              "rootCaCertificate": "-----BEGIN CERTIFICATE-----"}
+    with pytest.raises(PlanError, match="pin no east-west address: core-use1-a"):
+        prepare(values, has_root_key=True)
+    values["clusters"] = ["edge-use1-a", "core-use1-a"]  # managed here: its reserved address is known
+    assert prepare(values, has_root_key=True).clusters == ("edge-use1-a", "core-use1-a")
