@@ -259,7 +259,7 @@ def test_one_of_exclusive_fields_fail() -> None:
     obj = variant("DestinationRule", "spec.trafficPolicy.loadBalancer.consistentHash", {"useSourceIp": True})
     [problem] = problems_at(obj, "$.spec.trafficPolicy.loadBalancer")
     assert problem.endswith(
-        "at most one of simple, consistentHash, backendUtilization may be set; found simple, consistentHash"
+        "at most one of simple, consistentHash may be set; found simple, consistentHash"
     )
 
 
