@@ -17,7 +17,7 @@ import pulumi
 
 from mesh.compile import CompileOptions, compile_fleet
 from mesh.diagnostics import ManifestError
-from mesh.infra.control_plane import ControlPlaneArgs, IstioControlPlane
+from mesh.infra.control_plane import ChartSource, ControlPlaneArgs, IstioControlPlane
 from mesh.infra.gke import ClusterArgs, GkeCluster, location_of
 from mesh.infra.mesh_config import MeshConfig
 from mesh.infra.network import FleetNetwork, NetworkArgs
@@ -120,8 +120,11 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
         on_cluster = pulumi.ResourceOptions(providers=[gke.provider])
         control_plane = IstioControlPlane(name, ControlPlaneArgs(
             cluster=name, network=world.istio_network(name), mesh_id=fleet.mesh_id, trust_domain=fleet.trust_domain,
-            version=config.istio_version, repository=config.chart_repository, ca=pki.clusters[name],
-            external_address=east_west.external, internal_address=east_west.internal, east_west_sources=sources,
+            versions=(config.istio_version,), version=config.istio_version,
+            charts=ChartSource(config.chart_repository), ca=pki.clusters[name],
+            size=spec.size or "medium", zonal=len(spec.zones) == 1,
+            external_address=east_west.external, east_west_sources=sources,
+            internal_address=east_west.internal, internal_sources=[], ingress=None,
         ), opts=on_cluster)
         MeshConfig(name, plan.compiled[name], addresses, after=control_plane.ready, opts=on_cluster)
         kubeconfigs[name] = gke.kubeconfig

@@ -22,18 +22,56 @@ GATEWAY_RELEASE = "istio-eastwestgateway"
 GATEWAY_LABELS = {"app": GATEWAY_RELEASE, "istio": "eastwestgateway"}
 
 
+def revision_label(version: str) -> str:
+    """Istio revision for a chart version: `1.31.1` -> `1-31-1` (a revision is a DNS label, no dots)."""
+    return version.replace(".", "-")
+
+
+@dataclass(frozen=True)
+class ChartSource:
+    """Where the Istio charts come from: a classic Helm repository (https://) or an OCI registry (oci://)."""
+
+    repository: str
+
+    def chart(self, name: str) -> str:
+        # Helm takes an OCI chart as a full reference, never as a repository plus a name.
+        return f"{self.repository.rstrip('/')}/{name}" if self.oci else name
+
+    def repository_opts(self) -> k8s.helm.v3.RepositoryOptsArgs | None:
+        return None if self.oci else k8s.helm.v3.RepositoryOptsArgs(repo=self.repository)
+
+    @property
+    def oci(self) -> bool:
+        return self.repository.startswith("oci://")
+
+
+@dataclass(frozen=True)
+class IngressArgs:
+    """The north-south ingress gateway of a cluster that runs `ingress: true` services."""
+
+    namespace: str
+    service_account: str
+    address: pulumi.Input[str]  # reserved external address
+    source_ranges: Sequence[str]  # never empty (checked before anything is registered)
+
+
 @dataclass(frozen=True)
 class ControlPlaneArgs:
     cluster: str
     network: str  # the cluster's Istio network (one per cluster)
     mesh_id: str
     trust_domain: str
-    version: str
-    repository: str
+    versions: tuple[str, ...]  # every istiod installed, one revision each (two during a canary upgrade)
+    version: str  # the revision namespaces and gateways use; one of `versions`
+    charts: ChartSource
     ca: ClusterCa
+    size: str  # small | medium | large (nodePools-only clusters count as medium): replicas, requests
+    zonal: bool  # a one-zone cluster spreads pods across nodes instead of zones
     external_address: pulumi.Input[str]
-    internal_address: pulumi.Input[str] | None
-    east_west_sources: pulumi.Input[Sequence[str]]
+    east_west_sources: pulumi.Input[Sequence[str]]  # who may reach the external east-west LB; never empty
+    internal_address: pulumi.Input[str] | None  # set where the VPC is shared with other clusters
+    internal_sources: Sequence[str]  # node and pod ranges of the same-VPC peers
+    ingress: IngressArgs | None
 
 
 def istiod_values(args: ControlPlaneArgs) -> dict[str, Any]:
@@ -64,7 +102,7 @@ class IstioControlPlane(pulumi.ComponentResource):
     def __init__(self, name: str, args: ControlPlaneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("fleet-mesh:istio:ControlPlane", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        repository = k8s.helm.v3.RepositoryOptsArgs(repo=args.repository)
+        charts = args.charts
         namespace = k8s.core.v1.Namespace(
             f"{name}-istio-system",
             metadata={"name": ISTIO_SYSTEM, "labels": {"topology.istio.io/network": args.network}}, opts=child)
@@ -75,12 +113,13 @@ class IstioControlPlane(pulumi.ComponentResource):
             opts=child.merge(pulumi.ResourceOptions(depends_on=[namespace],
                                                     additional_secret_outputs=["stringData"])))
         base = k8s.helm.v3.Release(
-            f"{name}-istio-base", name="istio-base", chart="base", version=args.version,
-            repository_opts=repository, namespace=ISTIO_SYSTEM,
+            f"{name}-istio-base", name="istio-base", chart=charts.chart("base"), version=args.version,
+            repository_opts=charts.repository_opts(), namespace=ISTIO_SYSTEM,
             values={"global": {"enableReaderRBAC": False}},
             opts=child.merge(pulumi.ResourceOptions(depends_on=[namespace])))
         self.istiod = k8s.helm.v3.Release(
-            f"{name}-istiod", name="istiod", chart="istiod", version=args.version, repository_opts=repository,
+            f"{name}-istiod", name="istiod", chart=charts.chart("istiod"), version=args.version,
+            repository_opts=charts.repository_opts(),
             namespace=ISTIO_SYSTEM, values=istiod_values(args),
             timeout=600,  # wait until Ready: its webhook must answer before any Istio object is applied
             opts=child.merge(pulumi.ResourceOptions(depends_on=[base, cacerts])))
@@ -93,8 +132,8 @@ class IstioControlPlane(pulumi.ComponentResource):
                 },
             }
         self.gateway = k8s.helm.v3.Release(
-            f"{name}-eastwest", name=GATEWAY_RELEASE, chart="gateway", version=args.version,
-            repository_opts=repository, namespace=ISTIO_SYSTEM, values=gateway_values,
+            f"{name}-eastwest", name=GATEWAY_RELEASE, chart=charts.chart("gateway"), version=args.version,
+            repository_opts=charts.repository_opts(), namespace=ISTIO_SYSTEM, values=gateway_values,
             opts=child.merge(pulumi.ResourceOptions(depends_on=[self.istiod])))
         if args.internal_address is not None:
             self._internal_service(name, args, child)
