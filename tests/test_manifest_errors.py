@@ -23,6 +23,9 @@ F, L = "fleet.yaml", "locations.yaml"
 
 # (id, edits, file, line, field, message fragment)
 CASES = [
+    ("shared-vpc-two-hosts", [(F, "    project: proj-edge\n", "    project: proj-core\n")], F, 26, "clusters[2].network",
+     "project 'proj-core' would be attached to two Shared VPC host projects: 'net-shared' (network of "
+     "clusters[0] 'c1') and 'net-solo' (network 'solo')"),
     ("yaml-syntax", [(C, "protocol: GRPC}", "protocol: GRPC")], C, 9, "<document>",
      "YAML syntax error"),
     ("duplicate-yaml-key", [(C, "", "namespace: other\n")], C, 9, "<document>",

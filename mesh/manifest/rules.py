@@ -70,6 +70,29 @@ def _check_fleet(fleet: schema.Fleet, origin: Origin) -> Iterator[Problem]:
         yield from _check_cluster(fleet, cluster, at)
     yield from _check_addresses(fleet, origin)
     yield from _check_ranges(fleet, origin)
+    yield from _check_shared_vpc_hosts(fleet, origin)
+
+
+def _check_shared_vpc_hosts(fleet: schema.Fleet, origin: Origin) -> Iterator[Problem]:
+    """A project can be attached to one Shared VPC host project only (GCP rejects a second).
+
+    A cluster on a network of another project makes its own project a service project of that
+    network's project; so all clusters of one project must use networks of one host project.
+    """
+    first_host: dict[str, tuple[str, int]] = {}  # cluster project -> (host project, first cluster index)
+    for i, cluster in enumerate(fleet.clusters):
+        network = fleet.networks.get(cluster.network)
+        if network is None or network.project == cluster.project:
+            continue
+        host, first = first_host.setdefault(cluster.project, (network.project, i))
+        if host != network.project:
+            yield origin.at("clusters", i).problem(
+                f"project {cluster.project!r} would be attached to two Shared VPC host projects: "
+                f"{host!r} (network of clusters[{first}] {fleet.clusters[first].name!r}) and "
+                f"{network.project!r} (network {cluster.network!r}); a service project can be attached to "
+                "one host project only: put these networks in one host project, or this cluster in another project",
+                "shared-vpc-two-hosts", "network",
+            )
 
 
 def _check_cluster(fleet: schema.Fleet, cluster: schema.Cluster, at: Origin) -> Iterator[Problem]:
