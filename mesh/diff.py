@@ -8,6 +8,8 @@ by (kind, namespace, name) — stable identities — so a change shows only what
 from __future__ import annotations
 
 import io
+import json
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -18,7 +20,7 @@ from typing import Any
 
 from mesh.compile import compile_fleet
 from mesh.manifest import load
-from mesh.model import World
+from mesh.model import Placement, World
 
 Key = tuple[str, str, str]  # kind, namespace, name
 
@@ -63,13 +65,16 @@ class Diff:
 
     def add_resources(self, changes: list[Any]) -> None:
         """Fold in the Pulumi side: destructive resource changes go first among the intent lines."""
+        from mesh import diff_infra
+
         self.resources = changes
-        flagged = [c.destructive for c in changes if c.destructive]
+        # One root change shows on the root, its key and every intermediate: said once.
+        flagged = list(dict.fromkeys(c.destructive for c in changes if c.destructive))
         self.destructive = flagged + self.destructive
         self.intent = flagged + self.intent
-        others = sorted({_resource_kind(c.type) for c in changes if not c.destructive})
-        if others:
-            self.intent.append(f"Pulumi resources outside the mesh change: {', '.join(others)}")
+        summary = diff_infra.summary([c for c in changes if not c.destructive])
+        if summary:
+            self.intent.append(f"Pulumi resources outside the mesh change: {summary}")
 
     def blast_radius(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -79,9 +84,29 @@ class Diff:
         return dict(sorted(out.items()))
 
 
-def _resource_kind(token: str) -> str:
+def resource_kind(token: str) -> str:
     """`gcp:container/nodePool:NodePool` → `NodePool`."""
     return token.rsplit(":", 1)[-1]
+
+
+_PLAIN = re.compile(r"[\w.:/@<>+*-]+")
+
+
+def show(value: Any, limit: int = 120) -> str:
+    """A value for people: versions, ranges and names bare (`1.31.1 → 1.31.2`), anything else as JSON
+    (so `"80"` stays apart from `80`), cut at `limit` characters."""
+    if isinstance(value, str) and _PLAIN.fullmatch(value) and not _is_json_scalar(value):
+        text = value
+    else:
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _is_json_scalar(text: str) -> bool:
+    try:
+        return not isinstance(json.loads(text), str)
+    except ValueError:
+        return False
 
 
 # ----------------------------------------------------------------------------------------- sides
@@ -135,10 +160,10 @@ def diff_sides(base: str, head: str, repo: Path, stack: str | None = None) -> Di
 
 def diff_worlds(before: World, after: World) -> Diff:
     result = Diff(worlds=(before, after))
-    result.destructive, result.intent = _intent(before, after)
     old, new = compile_fleet(before), compile_fleet(after)
     for cluster in sorted(set(old) | set(new)):
         result.objects += _object_changes(cluster, _index(old.get(cluster, [])), _index(new.get(cluster, [])))
+    result.destructive, result.intent = _intent(before, after, result.objects)
     return result
 
 
@@ -153,32 +178,79 @@ def _object_changes(cluster: str, old: Mapping[Key, Any], new: Mapping[Key, Any]
         elif key not in old:
             yield ObjectChange(cluster, *key, "added")
         elif old[key] != new[key]:
-            yield ObjectChange(cluster, *key, "changed", tuple(_field_changes(old[key], new[key], "")))
+            yield ObjectChange(cluster, *key, "changed", tuple(field_changes(old[key], new[key], "")))
 
 
-def _field_changes(before: Any, after: Any, path: str) -> Iterator[FieldChange]:
+def field_changes(before: Any, after: Any, path: str) -> Iterator[FieldChange]:
     if isinstance(before, dict) and isinstance(after, dict):
         for key in sorted(set(before) | set(after), key=str):
             if before.get(key) != after.get(key):
-                yield from _field_changes(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
-    elif isinstance(before, list) and isinstance(after, list) and all(
-            not isinstance(v, (dict, list)) for v in before + after):
-        # Lists of names (hosts, principals, namespaces): what left and what came, not two long lists.
-        gone, came = [v for v in before if v not in after], [v for v in after if v not in before]
-        if gone or came:
-            yield FieldChange(path, gone, came, members=True)
-    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        for i, (old, new) in enumerate(zip(before, after, strict=True)):
-            if old != new:
-                yield from _field_changes(old, new, f"{path}[{i}]")
+                yield from field_changes(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
+    elif isinstance(before, list) and isinstance(after, list):
+        yield from _list_changes(before, after, path)
     elif before != after:
         yield FieldChange(path, before, after)
+
+
+# What names an element of a list of objects, tried in order; the first that every element has (and
+# that is unique on both sides) wins. Endpoints by address and network, subsets and named ports or
+# routes by name, ports by number, routes by match, gateway servers by port.
+IDENTITIES: tuple[tuple[str, ...], ...] = (("name",), ("address", "network"), ("number",), ("match",), ("port",))
+
+
+def _identity(before: list[Any], after: list[Any]) -> tuple[str, ...] | None:
+    items = before + after
+    if not items or not all(isinstance(v, dict) for v in items):
+        return None
+    for keys in IDENTITIES:
+        if all(keys[0] in v for v in items):
+            ids = [[_ident(v, keys) for v in side] for side in (before, after)]
+            if all(len(set(side)) == len(side) for side in ids):
+                return keys
+    return None
+
+
+def _ident(value: dict[str, Any], keys: tuple[str, ...]) -> str:
+    return json.dumps([value.get(k) for k in keys], sort_keys=True)
+
+
+def _label(value: dict[str, Any], keys: tuple[str, ...], index: int) -> str:
+    """`[v2]`, `[10.0.0.5/core-use1-b]`: the element's identity where it is short and scalar."""
+    parts = [value.get(k) for k in keys if value.get(k) is not None]
+    if parts and all(isinstance(p, (str, int)) for p in parts):
+        return "[" + "/".join(map(str, parts)) + "]"
+    return f"[{index}]"
+
+
+def _list_changes(before: list[Any], after: list[Any], path: str) -> Iterator[FieldChange]:
+    """Element by element: an added endpoint is one `+`, never every later index shifting by one."""
+    keys = _identity(before, after)
+    if keys is not None:
+        old = {_ident(v, keys): v for v in before}
+        new_ids = {_ident(v, keys) for v in after}
+        gone = [v for v in before if _ident(v, keys) not in new_ids]
+        came = [v for v in after if _ident(v, keys) not in old]
+        inner = [change for i, v in enumerate(after) if _ident(v, keys) in old
+                 for change in field_changes(old[_ident(v, keys)], v, f"{path}{_label(v, keys, i)}")]
+    elif len(before) == len(after) and any(isinstance(v, (dict, list)) for v in before + after):
+        # Same length and nothing to match by: position is the identity (rules, routes, egress).
+        gone, came = [], []
+        inner = [change for i, (old_v, new_v) in enumerate(zip(before, after, strict=True)) if old_v != new_v
+                 for change in field_changes(old_v, new_v, f"{path}[{i}]")]
+    else:
+        # Names (hosts, principals, namespaces), or objects with no identity: members that left and came.
+        gone, came, inner = [v for v in before if v not in after], [v for v in after if v not in before], []
+    if gone or came:
+        yield FieldChange(path, gone, came, members=True)
+    yield from inner
+    if not (gone or came or inner) and before != after:
+        yield FieldChange(path, before, after)  # the same members in another order
 
 
 # ----------------------------------------------------------------------------------------- intent
 
 
-def _intent(before: World, after: World) -> tuple[list[str], list[str]]:
+def _intent(before: World, after: World, objects: list[ObjectChange]) -> tuple[list[str], list[str]]:
     destructive: list[str] = []
     lines: list[str] = []
     for name in sorted(set(before.clusters) - set(after.clusters)):
@@ -187,8 +259,12 @@ def _intent(before: World, after: World) -> tuple[list[str], list[str]]:
     for name in sorted(set(before.fleet.networks) - set(after.fleet.networks)):
         destructive.append(f"network {name} is removed")
     if before.fleet.trust_domain != after.fleet.trust_domain:
-        destructive.append(f"trust domain changes {before.fleet.trust_domain} → {after.fleet.trust_domain}: every "
-                           "identity and authorization policy changes at once")
+        old_domain, new_domain = before.fleet.trust_domain, after.fleet.trust_domain
+        destructive.append(f"trust domain changes {old_domain} → {new_domain}: every identity "
+                           f"(spiffe://{old_domain}/…) and authorization policy changes at once, and workloads on "
+                           "the old and the new domain reject each other until every cluster has moved; list "
+                           f"{old_domain} in meshConfig.trustDomainAliases first")
+    destructive += list(_namespace_departures(after, objects))
     lines += [f"cluster {n} is added ({after.clusters[n].region}, network {after.clusters[n].network}, tier "
               f"{after.clusters[n].tier})" for n in sorted(set(after.clusters) - set(before.clusters))]
     lines += list(_call_changes(before, after))
@@ -233,11 +309,39 @@ def _placement_changes(before: World, after: World) -> Iterator[str]:
             yield f"{name} now also runs in {', '.join(gained)}"
         elif lost:
             yield f"{name} no longer runs in {', '.join(lost)}"
+        weights = _weight_change(name, old, new)
+        if weights:
+            yield weights
         for cluster in sorted(set(old) & set(new)):
-            if old[cluster].weight != new[cluster].weight:
-                yield f"{name} in {cluster}: weight {old[cluster].weight} → {new[cluster].weight}"
             if old[cluster].role != new[cluster].role:
                 yield f"{name} in {cluster}: {old[cluster].role} → {new[cluster].role}"
+
+
+def _weight_change(name: str, old: Mapping[str, Placement], new: Mapping[str, Placement]) -> str | None:
+    """One line per service: a traffic shift reads as the split it was and the split it becomes."""
+    was = {c: p.weight for c, p in old.items() if p.weight is not None}
+    now = {c: p.weight for c, p in new.items() if p.weight is not None}
+    if was == now:
+        return None
+    if not now:
+        where = ", ".join(c if p.role == "active" else f"{c} ({p.role})" for c, p in sorted(new.items()))
+        return f"{name}: weights removed, now active in {where}" if all(
+            p.role == "active" for p in new.values()) else f"{name}: weights removed, now in {where}"
+    if not was:
+        return f"{name}: weights set, " + ", ".join(f"{c} {w}" for c, w in sorted(now.items()))
+    parts = [f"{c} {was[c]} → {now[c]}" for c in sorted(set(was) & set(now)) if was[c] != now[c]]
+    parts += [f"{c} {now[c]} (new)" for c in sorted(set(now) - set(was))]
+    parts += [f"{c} {was[c]} (gone)" for c in sorted(set(was) - set(now))]
+    return f"{name}: " + ", ".join(parts)
+
+
+def _namespace_departures(after: World, objects: list[ObjectChange]) -> Iterator[str]:
+    """A namespace the mesh stops managing in a cluster that stays. Deleting it would take the team's
+    Deployments, Secrets and volumes with it, so Pulumi is set to let go of it instead."""
+    for change in objects:  # already sorted by cluster, then name
+        if change.kind == "Namespace" and change.action == "removed" and change.cluster in after.clusters:
+            yield (f"Namespace {change.name} leaves {change.cluster}: no longer managed; Pulumi keeps it "
+                   "(retainOnDelete) — delete it by hand once empty")
 
 
 def _exposure_changes(before: World, after: World) -> Iterator[str]:

@@ -6,26 +6,52 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from mesh.diff import Diff, ObjectChange
+from mesh.diff import Diff, FieldChange, show
 
-SIGN = {"added": "+", "removed": "-", "changed": "~"}
-COLOUR = {"added": "\033[32m", "removed": "\033[31m", "changed": "\033[33m"}
+SIGN = {"added": "+", "removed": "-", "changed": "~", "replaced": "±"}
+COLOUR = {"added": "\033[32m", "removed": "\033[31m", "changed": "\033[33m", "replaced": "\033[33m"}
 RESET, BOLD, RED = "\033[0m", "\033[1m", "\033[31m"
 
 
-def _value(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= 120 else text[:117] + "..."
+# Shown first in a list member, so a cut-off endpoint still says which one it was.
+IDENTITY_FIRST = ("name", "address", "network", "number", "match", "port")
 
 
-def _field_lines(change: ObjectChange) -> list[str]:
+def _member(value: Any) -> str:
+    if isinstance(value, dict):
+        ordered = {k: value[k] for k in IDENTITY_FIRST if k in value}
+        ordered.update((k, value[k]) for k in sorted(value) if k not in ordered)
+        text = json.dumps(ordered, ensure_ascii=False)
+        return text if len(text) <= 120 else text[:117] + "..."
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)[:120]
+
+
+def _field_lines(fields: tuple[FieldChange, ...]) -> list[str]:
     lines = []
-    for f in change.fields:
+    for f in fields:
         if f.members:
-            lines += [f"{f.path}: + {_value(v)}" for v in f.after] + [f"{f.path}: - {_value(v)}" for v in f.before]
+            lines += [f"{f.path}: + {_member(v)}" for v in f.after] + [f"{f.path}: - {_member(v)}" for v in f.before]
+        elif f.before is None:
+            lines.append(f"{f.path}: + {show(f.after)}")
+        elif f.after is None:
+            lines.append(f"{f.path}: - {show(f.before)}")
         else:
-            lines.append(f"{f.path}: {_value(f.before)} → {_value(f.after)}")
+            lines.append(f"{f.path}: {show(f.before)} → {show(f.after)}")
     return lines
+
+
+def _resource_lines(diff: Diff) -> list[tuple[str, str, list[str], bool]]:
+    """(action, heading, field lines, destructive) per group of Pulumi resources changed the same way."""
+    from mesh import diff_infra
+
+    out = []
+    for group in diff_infra.groups(diff.resources):
+        first = group[0]
+        names = ", ".join(f"{c.replaces} → {c.name}" if c.replaces else c.name for c in group)
+        heading = f"{first.type} {names}" + (f" ({len(group)})" if len(group) > 1 else "")
+        lines = _field_lines(first.changes) if first.changes else list(first.fields)
+        out.append((first.action, heading, lines, any(c.destructive for c in group)))
+    return out
 
 
 def text(diff: Diff, colour: bool = False) -> str:
@@ -39,10 +65,9 @@ def text(diff: Diff, colour: bool = False) -> str:
     lines += [f"  - {line}" for line in diff.intent if line not in diff.destructive]
     if diff.resources:
         lines += ["", paint(BOLD, "Pulumi resources outside the mesh objects")]
-        for change in diff.resources:
-            line = f"  {SIGN[change.action]} {change.type} {change.name}"
-            lines.append(paint(RED if change.destructive else COLOUR[change.action], line))
-            lines += [f"      {path}" for path in change.fields]
+        for action, heading, fields, destructive in _resource_lines(diff):
+            lines.append(paint(RED if destructive else COLOUR[action], f"  {SIGN[action]} {heading}"))
+            lines += [f"      {line}" for line in fields]
     lines += ["", paint(BOLD, "Blast radius")]
     radius = diff.blast_radius()
     lines += [f"  {cluster}: +{c['added']} ~{c['changed']} -{c['removed']}" for cluster, c in radius.items()]
@@ -52,7 +77,7 @@ def text(diff: Diff, colour: bool = False) -> str:
         lines += ["", paint(BOLD, cluster)]
         for change in (c for c in diff.objects if c.cluster == cluster):
             lines.append(paint(COLOUR[change.action], f"  {SIGN[change.action]} {change.label}"))
-            lines += [f"      {line}" for line in _field_lines(change)]
+            lines += [f"      {line}" for line in _field_lines(change.fields)]
     return "\n".join(lines) + "\n"
 
 
@@ -69,9 +94,15 @@ def markdown(diff: Diff, limit: int = 60_000) -> str:
     head += [f"| `{c}` | {n['added']} | {n['changed']} | {n['removed']} |" for c, n in radius.items()]
     if diff.resources:
         head += ["", "<details><summary>Pulumi resources outside the mesh objects</summary>\n", "```diff"]
-        for change in diff.resources:
-            head.append(f"{SIGN[change.action]} {change.type} {change.name}")
-            head += [f"{SIGN[change.action]}     {path}" for path in change.fields]
+        groups = _resource_lines(diff)
+        budget = limit // 2 - sum(len(line) + 1 for line in head)  # the cluster sections get the rest
+        for shown, (action, heading, fields, _) in enumerate(groups):
+            block = [f"{SIGN[action]} {heading}"] + [f"{SIGN[action]}     {line}" for line in fields]
+            budget -= sum(len(line) + 1 for line in block)
+            if budget < 0:
+                head.append(f"# … {len(groups) - shown} more resource group(s): run `mesh diff` locally")
+                break
+            head += block
         head += ["```", "</details>"]
     out = "\n".join(head) + "\n"
     left_out = 0
@@ -79,7 +110,7 @@ def markdown(diff: Diff, limit: int = 60_000) -> str:
         body = [f"\n<details><summary><code>{cluster}</code></summary>\n", "```diff"]
         for change in (c for c in diff.objects if c.cluster == cluster):
             body.append(f"{SIGN[change.action]} {change.label}")
-            body += [f"{SIGN[change.action]}     {line}" for line in _field_lines(change)]
+            body += [f"{SIGN[change.action]}     {line}" for line in _field_lines(change.fields)]
         section = "\n".join(body + ["```", "</details>\n"])
         if len(out) + len(section) > limit - 200:
             left_out += 1

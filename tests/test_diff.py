@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -12,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mesh import diff_format
-from mesh.diff import diff_sides, diff_worlds
+from mesh import diff_format, diff_infra, preview
+from mesh.diff import diff_sides, diff_worlds, field_changes
 from mesh.manifest import load, schema
 
 from strategies import Manifest, manifests
@@ -149,7 +150,7 @@ def test_cli_exit_code_formats_and_git_refs(tmp_path: Path) -> None:
     assert same.returncode == 0 and same.stdout == "No changes.\n", same.stderr
     changed = subprocess.run([*run, "--exit-code"], cwd=repo, capture_output=True, text=True)
     assert changed.returncode == 1, changed.stderr
-    assert "search in core-use1-a: weight 90 → 50" in changed.stdout
+    assert "search: core-use1-a 90 → 50, core-use1-b 10 → 50" in changed.stdout
     as_json = subprocess.run([*run, "main", "stacks/prod", "--format", "json"], cwd=repo, capture_output=True,
                              text=True)
     assert '"changed": true' in as_json.stdout
@@ -194,7 +195,7 @@ def test_adding_a_cluster_and_placing_a_service_reads_as_such(tmp_path: Path) ->
         "tier": "edge", "eastWest": {"external": "192.0.2.40"},
         "ipRanges": {"nodes": "10.160.0.0/20", "pods": "10.96.0.0/14", "services": "10.200.128.0/20",
                      "controlPlane": "172.16.0.128/28"}})
-    fleet["networks"]["edge-euw2"] = {"project": "acme-net-edge-euw2"}
+    fleet["networks"]["edge-euw2"] = {"project": "acme-net-edge"}  # acme-edge-prod's one Shared VPC host
     (head / "fleet.yaml").write_text(yaml.safe_dump(fleet))
     edit(head / "locations.yaml", "media: [edge-use1-a, edge-euw1-a]", "media: [edge-use1-a, edge-euw1-a, edge-euw2-a]")
     result = diff_sides(str(ROOT / "stacks/prod"), str(head), ROOT)
@@ -208,3 +209,210 @@ def test_adding_a_cluster_and_placing_a_service_reads_as_such(tmp_path: Path) ->
     by_cluster = {(c.cluster, c.kind, c.action) for c in result.objects if c.cluster != "edge-euw2-a"}
     assert by_cluster == {("edge-euw1-a", "WorkloadEntry", "added"), ("edge-use1-a", "WorkloadEntry", "added"),
                           ("edge-usw1-a", "ServiceEntry", "changed")}
+
+
+def test_a_namespace_leaving_a_cluster_is_destructive_and_listed_first(tmp_path: Path) -> None:
+    head = stack_copy(tmp_path)
+    edit(head / "locations.yaml", "users: [core-use1-a, core-usw1-a]", "users: [core-use1-a]")
+    result = diff_sides(str(ROOT / "stacks/prod"), str(head), ROOT)
+    gone = sorted((c.cluster, c.name) for c in result.objects if c.kind == "Namespace" and c.action == "removed")
+    assert gone, "the edit should take some namespace out of core-usw1-a"
+    expected = [f"Namespace {name} leaves {cluster}: no longer managed; Pulumi keeps it (retainOnDelete) — "
+                "delete it by hand once empty" for cluster, name in gone]
+    assert result.destructive == expected
+    assert result.intent[:len(expected)] == expected
+    assert "users no longer runs in core-usw1-a" in result.intent[len(expected):]
+    assert f":warning: **{expected[0]}**" in diff_format.markdown(result)
+    assert json.loads(diff_format.as_json(result))["destructive"] == expected
+    assert f"! {expected[0]}" in diff_format.text(result)
+
+
+def fields(before: object, after: object) -> list[tuple[str, object, object, bool]]:
+    return [(f.path, f.before, f.after, f.members) for f in field_changes(before, after, "spec")]
+
+
+def test_list_changes_are_elements_keyed_by_identity_not_shifted_indexes() -> None:
+    a = {"address": "10.0.0.1", "network": "n1", "ports": {"http": 15443}}
+    b = {"address": "10.0.0.2", "network": "n2", "ports": {"http": 15443}}
+    c = {"address": "10.0.0.1", "network": "n3", "ports": {"http": 15443}}  # same address, other network
+    # An endpoint added in front: one addition, nothing else (by index, every element would change).
+    assert fields({"endpoints": [a]}, {"endpoints": [b, a]}) == [("spec.endpoints", [], [b], True)]
+    assert fields({"endpoints": [a, b]}, {"endpoints": [c, b]}) == [("spec.endpoints", [a], [c], True)]
+    moved = {**b, "ports": {"http": 15444}}
+    assert fields({"endpoints": [a, b]}, {"endpoints": [moved, a]}) == [
+        ("spec.endpoints[10.0.0.2/n2].ports.http", 15443, 15444, False)]
+    v1, v2 = {"name": "v1", "labels": {"v": "1"}}, {"name": "v2", "labels": {"v": "2"}}
+    assert fields({"subsets": [v1]}, {"subsets": [v2, {**v1, "labels": {"v": "one"}}]}) == [
+        ("spec.subsets", [], [v2], True), ("spec.subsets[v1].labels.v", "1", "one", False)]
+    http, grpc = {"number": 80, "protocol": "HTTP"}, {"number": 9090, "protocol": "GRPC"}
+    assert fields({"ports": [http]}, {"ports": [grpc, http]}) == [("spec.ports", [], [grpc], True)]
+    canary = {"match": [{"headers": {"canary": {"exact": "1"}}}], "route": [{"destination": {"host": "x"}}]}
+    default = {"match": [{"uri": {"prefix": "/"}}], "route": [{"destination": {"host": "y"}}]}
+    assert fields({"http": [default]}, {"http": [canary, default]}) == [("spec.http", [], [canary], True)]
+    # Names stay set members; same members in another order is still a change, shown whole.
+    assert fields({"hosts": ["a", "b"]}, {"hosts": ["c", "a"]}) == [("spec.hosts", ["b"], ["c"], True)]
+    assert fields({"hosts": ["a", "b"]}, {"hosts": ["b", "a"]}) == [("spec.hosts", ["a", "b"], ["b", "a"], False)]
+    # Nothing to key by and the same length: position is the identity.
+    rules = [{"from": [{"source": {"principals": ["p"]}}]}]
+    grown = [{"from": [{"source": {"principals": ["p", "q"]}}]}]
+    assert fields({"rules": rules}, {"rules": grown}) == [("spec.rules[0].from[0].source.principals", [], ["q"], True)]
+
+
+def test_an_added_endpoint_reads_as_one_addition_in_every_format(tmp_path: Path) -> None:
+    head = stack_copy(tmp_path)
+    edit(head / "locations.yaml", "users: [core-use1-a, core-usw1-a]", "users: [core-use1-a, core-use1-b, core-usw1-a]")
+    result = diff_sides(str(ROOT / "stacks/prod"), str(head), ROOT)
+    entries = [c for c in result.objects if c.kind == "ServiceEntry" and c.name == "users" and c.action == "changed"
+               and c.cluster.startswith("edge-")]
+    assert entries
+    for entry in entries:
+        (change,) = entry.fields
+        assert change.path == "spec.endpoints" and change.members and change.before == []
+        assert [e["network"] for e in change.after] == ["core-use1-b"]
+    text = diff_format.text(result)
+    assert 'spec.endpoints: + {"address": ' in text
+    assert "spec.endpoints[" not in text.split("\n\nedge-", 1)[1]  # no shifted indexes in the edge sections
+    objects = json.loads(diff_format.as_json(result))["objects"]
+    edge = next(o for o in objects if o["cluster"] == entries[0].cluster and o["kind"] == "ServiceEntry")
+    assert edge["fields"][0]["after"][0]["network"] == "core-use1-b" and edge["fields"][0]["members"]
+
+
+def test_weights_change_in_one_line_and_ending_a_split_names_where_it_runs(tmp_path: Path) -> None:
+    head = stack_copy(tmp_path)
+    locations = head / "locations.yaml"
+    edit(locations, "{cluster: core-use1-a, weight: 90}", "{cluster: core-use1-a, weight: 50}")
+    edit(locations, "{cluster: core-use1-b, weight: 10}", "{cluster: core-use1-b, weight: 50}")
+    shifted = diff_sides(str(ROOT / "stacks/prod"), str(head), ROOT)
+    assert shifted.intent == ["search: core-use1-a 90 → 50, core-use1-b 10 → 50"]
+    edit(locations, "{cluster: core-use1-a, weight: 50}", "core-use1-a")
+    edit(locations, "{cluster: core-use1-b, weight: 50}", "core-use1-b")
+    ended = diff_sides(str(ROOT / "stacks/prod"), str(head), ROOT)
+    assert ended.intent == ["search: weights removed, now active in core-use1-a, core-use1-b"]
+    assert not any("None" in line for line in ended.intent)
+
+
+PKI = "urn:pulumi:prod::fleet-mesh::fleet-mesh:pki:MeshPki"
+
+
+def registration(type_: str, name: str, inputs: dict[str, object]) -> preview.Registration:
+    return preview.Registration(urn=f"{PKI}${type_}::{name}", type=type_, name=name, parent=f"{PKI}::mesh-pki",
+                                provider="", protect=False, dependencies=(), ignore_changes=(), custom=True,
+                                inputs=inputs)
+
+
+def pki(root: str | None, subject: str = "acme.example", key: str = "P384", renewal: int = 0) -> preview.PreviewResult:
+    """The MeshPki's registrations as the mock engine records them: a generated root (`root` None)
+    or an intermediate signed under a provided one."""
+    registrations = []
+    if root is None:
+        registrations += [
+            registration(diff_infra.ROOT_KEY, "mesh-pki-root-key", {"algorithm": "ECDSA", "ecdsaCurve": key}),
+            registration(diff_infra.ROOT_CERT, "mesh-pki-root", {
+                "isCaCertificate": True, "privateKeyPem": "[secret]", "subject": {"organization": subject},
+                "validityPeriodHours": 87600, "earlyRenewalHours": renewal})]
+    registrations.append(registration(diff_infra.INTERMEDIATE, "mesh-pki-core-use1-a", {
+        "caCertPem": root or "<computed>", "caPrivateKeyPem": "[secret]", "earlyRenewalHours": 720}))
+    return preview.PreviewResult("prod", "fleet-mesh", registrations)
+
+
+def root_lines(before: preview.PreviewResult, after: preview.PreviewResult) -> list[str]:
+    result = diff_worlds(load(ROOT / "stacks/prod").world, load(ROOT / "stacks/prod").world)
+    result.add_resources(diff_infra.compare(before, after))
+    assert result.intent[:len(result.destructive)] == result.destructive
+    return result.destructive
+
+
+@pytest.mark.parametrize(("before", "after", "starts"), [
+    (pki(None), pki(None, subject="acme2.example"),
+     "root CA mesh-pki-root would be replaced (changes mesh-pki-root.subject)"),
+    (pki(None), pki(None, key="P521"),
+     "root CA mesh-pki-root would be replaced (changes mesh-pki-root-key.ecdsaCurve)"),
+    (pki(None), pki("-----BEGIN CERTIFICATE-----A"), "root CA switches from the generated mesh-pki-root to "
+                                                     "mesh:rootCaCertificate"),
+    (pki("-----BEGIN CERTIFICATE-----A"), pki(None), "root CA switches from mesh:rootCaCertificate to a generated"),
+    (pki("-----BEGIN CERTIFICATE-----A"), pki("-----BEGIN CERTIFICATE-----B"),
+     "root CA changes (mesh:rootCaCertificate is another certificate)"),
+])
+def test_replacing_the_root_ca_is_destructive_and_says_how_to_rotate(
+        before: preview.PreviewResult, after: preview.PreviewResult, starts: str) -> None:
+    (line,) = root_lines(before, after)  # once, though it shows on the root, its key and intermediates
+    assert line.startswith(starts), line
+    assert "cross-cluster mTLS breaks until all clusters trust the new one" in line
+    assert "meshConfig.caCertificates" in line
+
+
+def test_root_ca_inputs_the_provider_updates_in_place_are_not_destructive() -> None:
+    assert root_lines(pki(None), pki(None, renewal=24)) == []
+    assert root_lines(pki("-----BEGIN CERTIFICATE-----A"), pki("-----BEGIN CERTIFICATE-----A")) == []
+
+
+def project_repo(tmp_path: Path) -> Path:
+    """The Pulumi project (program, stack file, manifest) committed on `main` in a scratch repository."""
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "stacks/prod", repo / "stacks/prod")
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, repo / name)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    return repo
+
+
+def test_an_istio_version_bump_shows_the_versions_compactly(tmp_path: Path) -> None:
+    repo = project_repo(tmp_path)
+    stack_file = repo / "Pulumi.prod.yaml"
+    config = yaml.safe_load(stack_file.read_text())
+    old = config["config"]["mesh:istioVersion"]
+    new = f"{old.rsplit('.', 1)[0]}.{int(old.rsplit('.', 1)[1]) + 1}"
+    config["config"]["mesh:istioVersion"] = new
+    stack_file.write_text(yaml.safe_dump(config))
+    result = diff_sides("main", str(repo / "stacks/prod"), repo, stack="prod")
+    assert not result.destructive and not result.objects
+    releases = [c for c in result.resources if c.type == "kubernetes:helm.sh/v3:Release"]
+    bumped = [c for c in releases if c.action in ("changed", "replaced")]  # istiod is named by revision
+    assert bumped and all(any((f.path, f.before, f.after) == ("version", old, new) for f in c.changes)
+                          for c in bumped)
+    text = diff_format.text(result)
+    assert f"version: {old} → {new}" in text
+    # Grouped: the same edit to many releases is said once per group, not once per release.
+    assert text.count(f"version: {old} → {new}") < len(bumped)
+    assert sum("version" in line for line in text.splitlines()) < len(bumped)
+    assert any(line.startswith("Pulumi resources outside the mesh change: ") and f"version {old} → {new}" in line
+               for line in result.intent)
+    assert f"version: {old} → {new}" in diff_format.markdown(result)
+    as_json = json.loads(diff_format.as_json(result))
+    version = next(f for r in as_json["resources"] for f in r["changes"] if f["path"] == "version")
+    assert (version["before"], version["after"]) == (old, new)
+
+
+def test_a_trust_domain_change_also_replaces_the_generated_root(tmp_path: Path) -> None:
+    head = stack_copy(tmp_path)
+    edit(head / "fleet.yaml", "trustDomain: acme.example", "trustDomain: acme2.example")
+    result = diff_sides(str(ROOT / "stacks/prod"), str(head), ROOT, stack="prod")
+    assert any(line.startswith("trust domain changes acme.example → acme2.example") and "trustDomainAliases" in line
+               for line in result.destructive)
+    roots = [line for line in result.destructive if line.startswith("root CA mesh-pki-root would be replaced")]
+    assert len(roots) == 1 and "meshConfig.caCertificates" in roots[0]
+
+
+def test_a_renamed_resource_shows_what_differs_from_the_one_it_replaces() -> None:
+    parent = "urn:pulumi:prod::fleet-mesh::fleet-mesh:istio:ControlPlane::core-use1-a"
+    release = "kubernetes:helm.sh/v3:Release"
+
+    def istiod(version: str) -> preview.PreviewResult:
+        name = f"core-use1-a-istiod-{version.replace('.', '-')}"
+        return preview.PreviewResult("prod", "fleet-mesh", [preview.Registration(
+            urn=f"{parent}${release}::{name}", type=release, name=name, parent=parent, provider="", protect=False,
+            dependencies=(), ignore_changes=(), custom=True, inputs={"chart": "istiod", "version": version})])
+
+    changes = diff_infra.compare(istiod("1.31.1"), istiod("1.31.2"))
+    (replaced,) = changes  # one replacement, not a removal and an unrelated addition
+    assert (replaced.action, replaced.name, replaced.replaces) == (
+        "replaced", "core-use1-a-istiod-1-31-2", "core-use1-a-istiod-1-31-1")
+    assert [(f.path, f.before, f.after) for f in replaced.changes] == [("version", "1.31.1", "1.31.2")]
+    result = diff_worlds(load(ROOT / "stacks/prod").world, load(ROOT / "stacks/prod").world)
+    result.add_resources(changes)
+    text = diff_format.text(result)
+    assert "± kubernetes:helm.sh/v3:Release core-use1-a-istiod-1-31-1 → core-use1-a-istiod-1-31-2" in text
+    assert "      version: 1.31.1 → 1.31.2" in text
