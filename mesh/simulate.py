@@ -13,6 +13,11 @@ call as a sidecar, a remote east-west gateway and a destination sidecar would:
    own ServiceEntry (same host, port number and name, exported to istio-system) selects pods there;
 6. the destination's AuthorizationPolicies must allow the caller's principal on the port.
 
+`resolve_ingress` follows a request arriving at a cluster's ingress gateway on 443 instead: a
+Gateway server selecting the gateway's pods must list the host (in a namespace that may bind it), a
+VirtualService there bound to that Gateway routes it, and from its destination on the call goes as
+from a caller in the ingress namespace with the gateway's identity — gateways have no Sidecar.
+
 It checks the configuration, not the model: tests compare its answers with what the manifest says.
 """
 
@@ -40,6 +45,12 @@ class Workload:
     service_account: str
 
 
+# What the ingress gateway's install provides (Istio's `gateway` chart, release istio-ingressgateway):
+# its pods' labels, and the one port its load balancer forwards.
+INGRESS_POD_LABELS: Mapping[str, str] = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+INGRESS_PORT = 443
+
+
 @dataclass(frozen=True)
 class Fleet:
     """Facts outside the compiled objects."""
@@ -48,6 +59,7 @@ class Fleet:
     addresses: Mapping[str, str]  # east-west address → cluster owning it
     localities: Mapping[str, tuple[str, str]]  # cluster → (region, zone) of its callers' pods
     trust_domain: str
+    ingress_gateways: tuple[Workload, ...] = ()  # the ingress gateway's pods, one per cluster installed
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,33 @@ class Mesh:
         entry = self._visible(cluster, "ServiceEntry", namespace, lambda o: host in o["spec"]["hosts"])
         if not self._imported(cluster, namespace, host, entry):
             return Outcome(refused=f"{host} is not imported by the Sidecar of {namespace}")
+        return self._follow(caller, host, port, entry, self._weighted_routes(cluster, namespace, host, port))
+
+    def resolve_ingress(self, cluster: str, host: str) -> Outcome:
+        """A request for `https://<host>/` arriving at `cluster`'s ingress load balancer."""
+        gateway = next((g for g in self.fleet.ingress_gateways if g.cluster == cluster), None)
+        if gateway is None:
+            return Outcome(refused=f"no ingress gateway runs in {cluster}")
+        bound = self._ingress_server(gateway, host)
+        if bound is None:
+            return Outcome(refused=f"{cluster}'s ingress gateway serves no HTTPS {host} on {INGRESS_PORT}")
+        route = self._ingress_route(gateway, host, *bound)
+        if route is None:
+            return Outcome(refused=f"no VirtualService routes {host} at {cluster}'s ingress gateway")
+        destinations = [d["destination"] for d in route["route"]]
+        target = destinations[0]["host"]
+        port = destinations[0].get("port", {}).get("number")
+        if port is None or any(d["host"] != target or d.get("port", {}).get("number") != port for d in destinations):
+            return Outcome(refused=f"the ingress route for {host} names no single host and port")
+        routes = {d["destination"]["subset"]: d.get("weight", 100) for d in route["route"]
+                  if "subset" in d["destination"]}
+        entry = self._visible(cluster, "ServiceEntry", gateway.namespace, lambda o: target in o["spec"]["hosts"])
+        return self._follow(gateway, target, port, entry, routes)
+
+    def _follow(self, caller: Workload, host: str, port: int, entry: Obj | None, routes: Mapping[str, int]
+                ) -> Outcome:
+        """From a visible ServiceEntry on: DestinationRule, endpoints, priorities, landing, authorization."""
+        cluster, namespace = caller.cluster, caller.namespace
         if entry is None:
             return Outcome(refused=f"no ServiceEntry for {host} visible to {namespace}")
         port_name = next((p["name"] for p in entry["spec"]["ports"] if p["number"] == port), None)
@@ -106,7 +145,6 @@ class Mesh:
         if rule is None or rule["spec"]["trafficPolicy"]["tls"]["mode"] != "ISTIO_MUTUAL":
             return Outcome(refused=f"no ISTIO_MUTUAL DestinationRule for {host}")
         candidates = self._endpoints(cluster, entry, port_name)
-        routes = self._weighted_routes(cluster, namespace, host, port)
         principal = f"{self.fleet.trust_domain}/ns/{namespace}/sa/{caller.service_account}"
         endpoints = []
         for labels, locality, target, problem in candidates:
@@ -120,6 +158,38 @@ class Mesh:
         return Outcome(endpoints=tuple(
             Endpoint(e[2], p, e[3], e[4], e[5]) for e, p in zip(endpoints, priorities, strict=True)
         ))
+
+    # ---------------------------------------------------------------------------------- ingress
+
+    def _ingress_server(self, gateway: Workload, host: str) -> tuple[Obj, str] | None:
+        """(Gateway, namespace allowed to bind) of the HTTPS server on 443 that terminates `host`."""
+        for obj in self.objects(gateway.cluster, "Gateway"):
+            if not _selects(obj["spec"]["selector"], gateway.labels):
+                continue  # by default a Gateway applies to matching pods of any namespace
+            for server in obj["spec"]["servers"]:
+                tls = server.get("tls", {})
+                if (server["port"]["number"], server["port"]["protocol"]) != (INGRESS_PORT, "HTTPS") or \
+                        tls.get("mode") != "SIMPLE" or not tls.get("credentialName"):
+                    continue
+                for item in server["hosts"]:
+                    ns, _, name = item.rpartition("/")
+                    if _host_matches(name, host):
+                        return obj, {"": "*", ".": gateway.namespace}.get(ns, ns)
+        return None
+
+    def _ingress_route(self, gateway: Workload, host: str, bound: Obj, bind_ns: str) -> Obj | None:
+        """The first HTTP route of a VirtualService bound to `bound` for `host`, as the gateway sees it."""
+        gw_ns, gw_name = bound["metadata"]["namespace"], bound["metadata"]["name"]
+        refs = {f"{gw_ns}/{gw_name}"}
+        for obj in self.objects(gateway.cluster, "VirtualService"):
+            ns, spec = obj["metadata"]["namespace"], obj["spec"]
+            names = {g if "/" in g else f"{ns}/{g}" for g in spec.get("gateways", [])}
+            if not (names & refs) or bind_ns not in ("*", ns) or not _exported(obj, gw_ns):
+                continue
+            if any(_host_matches(h, host) for h in spec["hosts"]) and spec.get("http"):
+                route: Obj = spec["http"][0]
+                return route
+        return None
 
     # ------------------------------------------------------------------------------- visibility
 
@@ -211,7 +281,8 @@ class Mesh:
     # ----------------------------------------------------------------------------- routing, LB
 
     def _weighted_routes(self, cluster: str, namespace: str, host: str, port: int) -> dict[str, int]:
-        service = self._visible(cluster, "VirtualService", namespace, lambda o: host in o["spec"]["hosts"])
+        service = self._visible(cluster, "VirtualService", namespace, lambda o: host in o["spec"]["hosts"]
+                                and "mesh" in o["spec"].get("gateways", ["mesh"]))
         if service is None:
             return {}
         spec = service["spec"]
@@ -306,4 +377,9 @@ def facts_from_world(world: World) -> Fleet:
     localities = {
         name: (c.region, c.zones[0] if c.zones else f"{c.region}-b") for name, c in world.clusters.items()
     }
-    return Fleet(workloads, addresses, localities, world.fleet.trust_domain)
+    # The platform installs the ingress gateway wherever an `ingress: true` service runs.
+    gateway = world.fleet.ingress_gateway
+    ingress_clusters = sorted({c for s in world.services.values() if s.ingress for c in world.clusters_of(s.name)})
+    gateways = tuple(Workload(c, gateway.namespace, INGRESS_POD_LABELS, gateway.service_account)
+                     for c in ingress_clusters)
+    return Fleet(workloads, addresses, localities, world.fleet.trust_domain, gateways)

@@ -5,8 +5,14 @@ Run before anything is applied (notes/istio.md §10). Two families:
   reach the east-west gateway and every local caller; gateways listing every served host; remote
   endpoints at an address on 15443 in the remote cluster's network; ejection that lets failover
   happen; no `tls.sni`; one Sidecar per namespace; every namespaced object's namespace created;
+  an ingress Gateway terminating TLS 1.2+ on 443 for hosts only its own namespace may bind, and one
+  gateway-bound route per published service, to that service's public host on its published port;
 - minimality: nothing a cluster could do without (config for a service it neither runs nor calls,
-  endpoints nobody here dials, exposure nobody elsewhere needs).
+  endpoints nobody here dials, exposure nobody elsewhere needs, ingress routes for services that do
+  not run here).
+
+"Dialled here" means a local caller, or this cluster's ingress gateway for a service it publishes;
+a service published in several clusters is exposed east-west, so each ingress can fail over.
 
 Returns problems as sentences; an empty list means the output holds both promises.
 """
@@ -18,7 +24,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from mesh.compile import meta
+from mesh.compile import ingress, meta
 from mesh.model import PLACEHOLDER_SUFFIX, World
 
 Obj = Mapping[str, Any]
@@ -46,14 +52,20 @@ def _cluster(world: World, cluster: str, objects: Sequence[Obj], shapes: dict[st
     expected_namespaces = {world.namespace_of[s] for s in view.needed}
     if namespaces != expected_namespaces:
         yield f"namespaces {sorted(namespaces ^ expected_namespaces)} missing or unneeded"
+    ingress_namespace = world.fleet.ingress_gateway.namespace
     for obj in objects:
         namespace = obj["metadata"].get("namespace")
+        if namespace == ingress_namespace and obj["kind"] in INGRESS_KINDS:
+            continue  # the gateway's install creates its namespace, not the compiler
         if namespace not in (None, meta.ISTIO_SYSTEM) and namespace not in namespaces:
             yield f"{obj['kind']} {namespace}/{obj['metadata']['name']} is in a namespace never created"
     yield from _entries(world, cluster, by_kind["ServiceEntry"], shapes)
     yield from _endpoints(world, cluster, by_kind)
     yield from _rules(world, cluster, by_kind["DestinationRule"])
-    yield from _gateway(world, cluster, by_kind["Gateway"])
+    yield from _gateway(world, cluster, [g for g in by_kind["Gateway"] if g["spec"]["selector"] != ingress.SELECTOR])
+    yield from _ingress_gateway(world, cluster, [g for g in by_kind["Gateway"]
+                                                 if g["spec"]["selector"] == ingress.SELECTOR])
+    yield from _ingress_routes(world, cluster, [v for v in by_kind["VirtualService"] if "gateways" in v["spec"]])
     sidecars = Counter(o["metadata"]["namespace"] for o in by_kind["Sidecar"])
     yield from (f"namespace {ns} has {n} Sidecars" for ns, n in sorted(sidecars.items()) if n > 1)
     running_namespaces = {world.namespace_of[s] for s in view.running}
@@ -73,9 +85,9 @@ def _entries(world: World, cluster: str, entries: list[Obj], shapes: dict[str, s
             yield f"ServiceEntry {service} is not MESH_INTERNAL"
         export = set(spec["exportTo"])
         wanted = {world.namespace_of[c] for c in view.local_callers.get(service, ())}
-        if world.role_in(service, cluster) and world.has_callers_elsewhere(service, cluster):
+        if _exposed(world, service, cluster):
             wanted.add(meta.ISTIO_SYSTEM)
-        if world.role_in(service, cluster) and world.services[service].ingress:
+        if _publishes(world, service, cluster):
             wanted.add(world.fleet.ingress_gateway.namespace)
         if not wanted <= export:
             yield f"ServiceEntry {service} is not exported to {sorted(wanted - export)}"
@@ -107,13 +119,16 @@ def _endpoints(world: World, cluster: str, by_kind: Mapping[str, list[Obj]]) -> 
             yield f"endpoint of {service} has address {endpoint['address']!r}, not an IP"
     for service, count in sorted(counts.items()):
         expected = len(world.clusters_of(service)) - (1 if world.role_in(service, cluster) else 0)
-        if service not in view.local_callers or count != expected:
-            yield f"{count} remote endpoints for {service}, nothing here needs them" if service not in \
-                view.local_callers else f"{count} remote endpoints for {service}, expected {expected}"
+        dialled = _dialled(world, cluster, service)
+        if not dialled or count != expected:
+            yield f"{count} remote endpoints for {service}, nothing here needs them" if not dialled \
+                else f"{count} remote endpoints for {service}, expected {expected}"
+    for service in view.running:
+        if _dialled(world, cluster, service) and not counts[service] and len(world.clusters_of(service)) > 1:
+            yield f"no remote endpoints for {service}: callers here could not fail over"
 
 
 def _rules(world: World, cluster: str, rules: list[Obj]) -> Iterator[str]:
-    view = world.views[cluster]
     for rule in rules:
         service = rule["metadata"]["labels"][meta.SERVICE_LABEL]
         policy = rule["spec"]["trafficPolicy"]
@@ -122,21 +137,98 @@ def _rules(world: World, cluster: str, rules: list[Obj]) -> Iterator[str]:
             yield f"DestinationRule {service}: ejection must reach 100% and minHealthPercent be explicit"
         if "sni" in policy.get("tls", {}) or policy.get("tls", {}).get("mode") != "ISTIO_MUTUAL":
             yield f"DestinationRule {service}: tls must be ISTIO_MUTUAL without sni"
-        needed = service in view.local_callers or (
-            world.is_weighted(service) and world.role_in(service, cluster) is not None
-            and world.has_callers_elsewhere(service, cluster))
+        needed = _dialled(world, cluster, service) or (world.is_weighted(service) and _exposed(world, service, cluster))
         if not needed:
             yield f"DestinationRule {service} serves no caller here"
+    found = {r["metadata"]["labels"][meta.SERVICE_LABEL] for r in rules}
+    missing = sorted(s for s in world.views[cluster].running if _publishes(world, s, cluster) and s not in found)
+    yield from (f"no DestinationRule for {s}: the ingress gateway would neither use mTLS nor fail over"
+                for s in missing)
 
 
 def _gateway(world: World, cluster: str, gateways: list[Obj]) -> Iterator[str]:
     view = world.views[cluster]
-    served = sorted(world.services[s].host for s in view.running if world.has_callers_elsewhere(s, cluster))
+    served = sorted(world.services[s].host for s in view.running if _exposed(world, s, cluster))
     hosts = [h for g in gateways for s in g["spec"]["servers"] for h in s["hosts"]]
     if sorted(hosts) != served:
         yield f"east-west gateway hosts {sorted(set(hosts) ^ set(served))} missing or unneeded"
     if len(gateways) > 1:
         yield "more than one east-west Gateway (15443 listeners would conflict)"
+
+
+def _ingress_gateway(world: World, cluster: str, gateways: list[Obj]) -> Iterator[str]:
+    namespace = world.fleet.ingress_gateway.namespace
+    published = sorted(f"{namespace}/{h}" for h in _published_hosts(world, cluster))
+    if not published:
+        yield from (f"ingress Gateway {g['metadata']['name']} where no service is published" for g in gateways)
+        return
+    if [(g["metadata"]["namespace"], g["metadata"]["name"]) for g in gateways] != [(namespace, ingress.GATEWAY_NAME)]:
+        yield f"expected one ingress Gateway {namespace}/{ingress.GATEWAY_NAME}"
+    servers = [s for g in gateways for s in g["spec"]["servers"]]
+    for server in servers:
+        port, tls = server["port"], server.get("tls", {})
+        if (port["number"], port["protocol"]) != (ingress.PORT, "HTTPS"):
+            yield f"ingress server {port['name']} is not HTTPS on {ingress.PORT}, the load balancer's only port"
+        if tls.get("mode") != "SIMPLE" or not tls.get("credentialName") or \
+                tls.get("minProtocolVersion") not in ("TLSV1_2", "TLSV1_3"):
+            yield f"ingress server {port['name']} must terminate TLS 1.2+ with a platform credential"
+    names = Counter(s["port"]["name"] for s in servers)
+    yield from (f"ingress servers share port name {n} (Istio names their routes after it)"
+                for n, c in sorted(names.items()) if c > 1)
+    hosts = sorted(h for s in servers for h in s["hosts"])
+    if hosts != published:
+        yield f"ingress gateway hosts {sorted(set(hosts) ^ set(published))} missing, unneeded or bindable from " \
+              "other namespaces"
+
+
+def _ingress_routes(world: World, cluster: str, routes: list[Obj]) -> Iterator[str]:
+    namespace = world.fleet.ingress_gateway.namespace
+    wanted = {world.services[s].host: s for s in world.views[cluster].running if _publishes(world, s, cluster)}
+    seen: Counter[str] = Counter()
+    for route in routes:
+        spec, where = route["spec"], f"{route['metadata'].get('namespace')}/{route['metadata']['name']}"
+        host = spec["hosts"][0] if len(spec["hosts"]) == 1 else None
+        seen[host or where] += 1
+        service = wanted.get(host or "")
+        if service is None:
+            yield f"gateway-bound VirtualService {where} routes no service published here"
+            continue
+        if route["metadata"].get("namespace") != namespace or spec["gateways"] != [ingress.gateway_ref(world.fleet)]:
+            yield f"VirtualService {where} must live in {namespace} and bind only {ingress.gateway_ref(world.fleet)}"
+        if spec.get("exportTo") != ["."]:
+            yield f"VirtualService {where} must be visible to the ingress namespace only"
+        port = ingress.published_port(world.services[service])
+        for http in spec.get("http", []):
+            for destination in http["route"]:
+                if destination["destination"]["host"] != host or \
+                        destination["destination"].get("port", {}).get("number") != (port.number if port else None):
+                    yield f"VirtualService {where} does not route to {host} on its published port"
+    for host, service in sorted(wanted.items()):
+        if seen[host] != 1:
+            yield f"{seen[host]} ingress routes for {service}, expected 1"
+
+
+INGRESS_KINDS = ("Gateway", "VirtualService")
+
+
+def _publishes(world: World, service: str, cluster: str) -> bool:
+    """Does `cluster`'s ingress gateway route to `service`? Wherever it runs, if it is published."""
+    return world.role_in(service, cluster) is not None and ingress.published_port(world.services[service]) is not None
+
+
+def _published_hosts(world: World, cluster: str) -> list[str]:
+    return [world.services[s].host for s in world.views[cluster].running if _publishes(world, s, cluster)]
+
+
+def _dialled(world: World, cluster: str, service: str) -> bool:
+    return service in world.views[cluster].local_callers or _publishes(world, service, cluster)
+
+
+def _exposed(world: World, service: str, cluster: str) -> bool:
+    if world.role_in(service, cluster) is None:
+        return False
+    return world.has_callers_elsewhere(service, cluster) or (
+        _publishes(world, service, cluster) and len(world.clusters_of(service)) > 1)
 
 
 def _is_address(value: str) -> bool:

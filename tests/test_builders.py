@@ -58,7 +58,8 @@ def test_gateway_exposes_exactly_the_local_services_called_from_elsewhere(world:
     assert server["port"] == {"number": 15443, "name": "tls", "protocol": "TLS"}
     assert server["tls"] == {"mode": "AUTO_PASSTHROUGH"}
     assert server["hosts"] == ["beta.svc.test.example", "gamma.svc.test.example"]
-    assert objects(world, "e1", "Gateway") == {}, "alpha is called only through ingress"
+    assert sorted(objects(world, "e1", "Gateway")) == ["istio-ingress/ingress-gateway"], \
+        "alpha runs only in e1: no ingress elsewhere fails over to it, so no east-west gateway"
 
 
 def test_service_entry_selects_local_pods_where_the_service_runs(world: World) -> None:
@@ -133,7 +134,8 @@ def test_destination_rule_mutual_tls_failover_and_ejection(world: World) -> None
 
 def test_destination_rule_only_where_the_service_is_called(world: World) -> None:
     assert sorted(objects(world, "c1", "DestinationRule")) == ["gamma/gamma"]
-    assert sorted(objects(world, "e1", "DestinationRule")) == ["beta/beta", "gamma/gamma"]
+    assert sorted(objects(world, "e1", "DestinationRule")) == ["alpha/alpha", "beta/beta", "gamma/gamma"], \
+        "the ingress gateway calls alpha in e1"
 
 
 def test_standbys_rank_last_for_callers_beside_a_primary_or_nowhere(world: World) -> None:
@@ -226,6 +228,14 @@ def test_ingress_services_admit_the_ingress_gateway(world: World) -> None:
         "from": [{"source": {"principals": ["test.example/ns/istio-ingress/sa/istio-ingressgateway"]}}],
         "to": [{"operation": {"ports": ["8080"]}}],
     }]
+
+
+def test_the_ingress_gateway_is_admitted_only_on_the_published_port(tmp_path: Path) -> None:
+    world = world_of(tmp_path, [("services/alpha.yaml", "  - {name: http, number: 8080, protocol: HTTP}\n",
+                                 "  - {name: db, number: 5432, protocol: TCP}\n"
+                                 "  - {name: http, number: 8080, protocol: HTTP}\n")])
+    alpha = objects(world, "e1", "AuthorizationPolicy")["alpha/alpha-callers"]["spec"]
+    assert alpha["rules"][0]["to"] == [{"operation": {"ports": ["8080"]}}]
 
 
 def test_every_object_names_its_manager_and_per_service_objects_their_source(world: World) -> None:

@@ -4,7 +4,10 @@
 - demand-driven: a cluster holds config for a service only if it runs it or runs a caller;
 - complete: every declared call, from every cluster its caller runs in, on every port it names,
   reaches only clusters running the callee, is admitted there, and fails over as declared;
-- least privilege: an identity is admitted only where and on the ports a call declares.
+- least privilege: an identity is admitted only where and on the ports a call declares;
+- ingress: a public request for a published service, at any cluster running it, reaches only
+  clusters running it, local pods first, fails over as a mesh call would, and is admitted there;
+  anywhere else, or for any other host, the ingress gateway routes nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 
 from mesh import render
-from mesh.compile import compile_fleet
+from mesh.compile import compile_fleet, ingress
 from mesh.diagnostics import Severity
 from mesh.manifest import rules
 from mesh.model import World
@@ -59,12 +62,22 @@ def test_clusters_hold_config_only_for_services_they_run_or_call(manifest: Manif
             runs = cluster in world.clusters_of(service)
             assert runs or service in callers_here, (cluster, obj["kind"], service)
             if obj["kind"] == "WorkloadEntry":
-                assert runs and service in callers_here, "endpoints only where the service is called"
+                assert runs and (service in callers_here or _published(world, service)), \
+                    "endpoints only where the service is called, or published by the ingress here"
         namespaces = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
         assert namespaces == {world.services[s].namespace for s in view.needed}
-        gateways = [o for o in objects if o["kind"] == "Gateway"]
-        exposed = sorted(world.services[s].host for s in view.running if world.has_callers_elsewhere(s, cluster))
+        gateways = [o for o in objects if o["kind"] == "Gateway" and o["metadata"]["namespace"] == "istio-system"]
+        exposed = sorted(world.services[s].host for s in view.running if world.has_callers_elsewhere(s, cluster)
+                         or (_published(world, s) and len(world.clusters_of(s)) > 1))
         assert [g["spec"]["servers"][0]["hosts"] for g in gateways] == ([exposed] if exposed else [])
+        public = sorted(f"istio-ingress/{world.services[s].host}" for s in view.running if _published(world, s))
+        ingress_gateways = [o for o in objects
+                            if (o["kind"], o["metadata"].get("namespace")) == ("Gateway", "istio-ingress")]
+        assert sorted(h for g in ingress_gateways for s in g["spec"]["servers"] for h in s["hosts"]) == public
+
+
+def _published(world: World, service: str) -> bool:
+    return ingress.published_port(world.services[service]) is not None
 
 
 @FAST
@@ -96,6 +109,37 @@ def _check_failover(world: World, service: str, caller_cluster: str, outcome: ob
         assert {e.cluster for e in endpoints} == {p.cluster for p in placements}
         if caller_cluster in world.clusters_of(service):
             assert [e.cluster for e in endpoints if e.priority == 0] == [caller_cluster]
+
+
+@FAST
+@given(manifests())
+def test_every_published_service_is_reachable_at_each_ingress_it_runs_behind(manifest: Manifest) -> None:
+    world = manifest.world()
+    mesh = Mesh(compile_fleet(world), facts_from_world(world))
+    for service in world.services.values():
+        for cluster in world.clusters:
+            outcome = mesh.resolve_ingress(cluster, service.host)
+            if not _published(world, service.name) or cluster not in world.clusters_of(service.name):
+                assert outcome.refused, (service.name, cluster, outcome)
+                continue
+            assert outcome.works, (service.name, cluster, outcome)
+            assert outcome.clusters <= set(world.clusters_of(service.name))
+            _check_failover(world, service.name, cluster, outcome)
+
+
+@FAST
+@given(manifests())
+def test_the_ingress_gateway_is_admitted_only_on_published_ports(manifest: Manifest) -> None:
+    world = manifest.world()
+    compiled = compile_fleet(world)
+    principal = "test.example/ns/istio-ingress/sa/istio-ingressgateway"
+    for service in world.services.values():
+        published = ingress.published_port(service)
+        for pod in _pods(world, service.name):
+            policies = [o for o in compiled[pod.cluster] if o["kind"] == "AuthorizationPolicy"]
+            for port in service.ports:
+                assert authorized(policies, pod, principal, port.number) == (port == published), \
+                    (service.name, pod.cluster, port)
 
 
 @FAST

@@ -15,6 +15,8 @@ from mesh.compile import (
     authorization_policy,
     destination_rule,
     gateway,
+    ingress_gateway,
+    ingress_virtual_service,
     namespace,
     peer_authentication,
     service_entry,
@@ -29,20 +31,23 @@ from mesh.model import World
 
 Builder = Callable[[ClusterContext], Iterable[Obj]]
 
-# (kind, builder) in apply order. The kind names the render file and the diff section.
+# (kind, builder) in apply order. The kind names the render file and the diff section; a kind
+# may have several builders (east-west and ingress Gateways), whose objects share its file.
 BUILDERS: tuple[tuple[str, Builder], ...] = (
     ("Namespace", namespace.build),
     ("PeerAuthentication", peer_authentication.build),
     ("Gateway", gateway.build),
+    ("Gateway", ingress_gateway.build),
     ("ServiceEntry", service_entry.build),
     ("WorkloadEntry", workload_entry.build),
     ("DestinationRule", destination_rule.build),
     ("VirtualService", virtual_service.build),
+    ("VirtualService", ingress_virtual_service.build),
     ("Sidecar", sidecar.build),
     ("AuthorizationPolicy", authorization_policy.build),
 )
 
-KINDS = tuple(kind for kind, _ in BUILDERS)
+KINDS = tuple(dict.fromkeys(kind for kind, _ in BUILDERS))
 
 
 def compile_cluster(
@@ -51,10 +56,10 @@ def compile_cluster(
     """Every object `cluster` needs, in apply order."""
     ctx = ClusterContext(world, world.views[cluster], options or CompileOptions(),
                          {} if fleet_cache is None else fleet_cache)
-    objects: list[Obj] = []
-    for _, build in BUILDERS:
-        objects.extend(sorted(build(ctx), key=object_key))
-    return objects
+    by_kind: dict[str, list[Obj]] = {kind: [] for kind in KINDS}
+    for kind, build in BUILDERS:
+        by_kind[kind].extend(build(ctx))
+    return [obj for kind in KINDS for obj in sorted(by_kind[kind], key=object_key)]
 
 
 def compile_fleet(world: World, options: CompileOptions | None = None) -> dict[str, list[Obj]]:

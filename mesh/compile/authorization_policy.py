@@ -4,7 +4,8 @@ Each namespace with workloads here gets `default-deny` (an ALLOW policy with no 
 service running here gets `<service>-callers`, allowing its declared callers' identities on the
 ports they call — wherever the caller runs, since east-west traffic is passed through and the
 destination sees the caller's own certificate. A service marked `ingress` also admits the fleet's
-ingress gateway on all its ports.
+ingress gateway, on the one port it publishes (`ingress.published_port`), in every cluster running
+it: a gateway failing over is let through by the remote east-west gateway with its own identity.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from mesh.compile import meta
+from mesh.compile import ingress, meta
 from mesh.compile.context import ClusterContext
 
 DEFAULT_DENY = "default-deny"
@@ -58,7 +59,8 @@ def _grouped_principals(ctx: ClusterContext, name: str) -> list[tuple[tuple[int,
     for call in ctx.world.callers(name):
         caller = ctx.service(call.caller)
         by_ports[call.ports or all_ports].add(ctx.principal(caller.namespace, caller.service_account))
-    if service.ingress:
+    published = ingress.published_port(service)
+    if published is not None:
         gateway = ctx.world.fleet.ingress_gateway
-        by_ports[all_ports].add(ctx.principal(gateway.namespace, gateway.service_account))
+        by_ports[(published.number,)].add(ctx.principal(gateway.namespace, gateway.service_account))
     return [(ports, tuple(sorted(principals))) for ports, principals in sorted(by_ports.items())]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from mesh.compile import meta
+from mesh.compile import ingress, meta
 from mesh.compile.options import CompileOptions
 from mesh.manifest.schema import Service
 from mesh.model import ClusterView, World
@@ -39,9 +39,24 @@ class ClusterContext:
     def called_here(self, service: str) -> bool:
         return service in self.view.local_callers
 
+    def ingress_here(self, service: str) -> bool:
+        """Does this cluster's ingress gateway publish `service`? Where it runs: each cluster
+        publishes its own services, and reaches the service elsewhere only on failover."""
+        return self.runs(service) and ingress.published_port(self.service(service)) is not None
+
+    def dialled_here(self, service: str) -> bool:
+        """Does anything here open connections to `service`: a local caller or the ingress gateway?"""
+        return self.called_here(service) or self.ingress_here(service)
+
     def exposed(self, service: str) -> bool:
-        """Does this cluster's east-west gateway serve `service` to other clusters?"""
-        return self.runs(service) and self.world.has_callers_elsewhere(service, self.cluster)
+        """Does this cluster's east-west gateway serve `service` to other clusters? To their
+        callers, and to their ingress gateways failing over (every cluster running a published
+        service publishes it)."""
+        if not self.runs(service):
+            return False
+        if self.world.has_callers_elsewhere(service, self.cluster):
+            return True
+        return self.ingress_here(service) and len(self.world.clusters_of(service)) > 1
 
     def export_to(self, service: str) -> list[str]:
         """Namespaces that may see `service`'s SE/DR here: its own, its local callers', and the
@@ -53,7 +68,7 @@ class ClusterContext:
             namespaces.update(namespace_of[c] for c in self.view.local_callers.get(service, ()))
             if self.exposed(service):
                 namespaces.add(meta.ISTIO_SYSTEM)
-            if self.world.services[service].ingress and self.runs(service):
+            if self.ingress_here(service):
                 # the north-south gateway routes to the public host (local pods, then other clusters)
                 namespaces.add(self.world.fleet.ingress_gateway.namespace)
             cached = self._exports[service] = sorted(namespaces)
@@ -72,9 +87,9 @@ class ClusterContext:
 
     def remote_endpoints(self, service: str) -> list[tuple[str, dict[str, Any]]]:
         """(cluster, endpoint) per other cluster running `service`, at its east-west gateway; only
-        where something here calls it (a cluster that only serves needs no way out). The endpoint
+        where something here dials it (a cluster that only serves needs no way out). The endpoint
         is in ServiceEntry `endpoints` form; WorkloadEntries add the service's workload labels."""
-        if not self.called_here(service):
+        if not self.dialled_here(service):
             return []
         port_names = [port.name for port in self.service(service).ports]
         endpoints = []

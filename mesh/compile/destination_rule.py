@@ -1,4 +1,4 @@
-"""DestinationRule: how callers here reach a service — mTLS, locality failover, ejection.
+"""DestinationRule: how callers here (and the ingress gateway) reach a service — mTLS, failover, ejection.
 
 - `ISTIO_MUTUAL` with the service's SPIFFE SAN and no `sni`: the default SNI is what the remote
   east-west gateway routes on.
@@ -32,7 +32,7 @@ LOCALITY_PRIORITY = (
 def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
     for name in ctx.view.needed:
         weighted = ctx.world.is_weighted(name)
-        if ctx.called_here(name) or (weighted and ctx.exposed(name)):
+        if ctx.dialled_here(name) or (weighted and ctx.exposed(name)):
             yield _rule(ctx, name, weighted)
 
 

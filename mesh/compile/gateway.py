@@ -1,8 +1,9 @@
 """Gateway: the east-west gateway's single 15443 AUTO_PASSTHROUGH server.
 
-`hosts` lists exactly the services this cluster runs that are called from other clusters, so the
-gateway builds filter chains for nothing else (SNI outside the list is reset). Clusters that serve
-nobody elsewhere get no Gateway at all.
+`hosts` lists exactly the services this cluster runs that are called from other clusters — or
+published by their ingress gateways, which fail over here — so the gateway builds filter chains for
+nothing else (SNI outside the list is reset). Clusters that serve nobody elsewhere get no Gateway at
+all. (The north-south ingress Gateway is `ingress_gateway`.)
 """
 
 from __future__ import annotations

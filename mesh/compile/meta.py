@@ -9,6 +9,7 @@ SECURITY = "security.istio.io/v1"
 ISTIO_SYSTEM = "istio-system"
 EASTWEST_SELECTOR = {"istio": "eastwestgateway"}
 EASTWEST_PORT = 15443
+HTTP_FAMILY = frozenset({"HTTP", "HTTP2", "GRPC"})  # protocols Istio routes as HTTP
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 SERVICE_LABEL = "fleet-mesh.io/service"

@@ -15,8 +15,6 @@ from mesh.compile.context import ClusterContext
 from mesh.compile.destination_rule import subset_name
 from mesh.manifest.schema import Port, Service
 
-HTTP_FAMILY = {"HTTP", "HTTP2", "GRPC"}
-
 
 def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
     for name in ctx.view.needed:
@@ -35,9 +33,9 @@ def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
 
 def _spec(ctx: ClusterContext, service: Service, weighted: bool) -> dict[str, Any]:
     spec: dict[str, Any] = {"hosts": [service.host], "exportTo": ctx.caller_namespaces(service.name)}
-    http_ports = [p for p in service.ports if p.protocol in HTTP_FAMILY]
+    http_ports = [p for p in service.ports if p.protocol in meta.HTTP_FAMILY]
     if http_ports:
-        spec["http"] = [_http_route(ctx, service, port, len(http_ports) > 1, weighted)
+        spec["http"] = [http_route(ctx, service, port, by_port=len(http_ports) > 1, weighted=weighted)
                         for port in http_ports]
     if weighted:
         tcp = [p for p in service.ports if p.protocol == "TCP"]
@@ -52,7 +50,8 @@ def _spec(ctx: ClusterContext, service: Service, weighted: bool) -> dict[str, An
     return spec
 
 
-def _http_route(ctx: ClusterContext, service: Service, port: Port, by_port: bool, weighted: bool) -> dict[str, Any]:
+def http_route(ctx: ClusterContext, service: Service, port: Port, *, by_port: bool, weighted: bool) -> dict[str, Any]:
+    """The route to `port` every caller here gets, mesh or ingress: the service's own traffic policy."""
     route: dict[str, Any] = {}
     if by_port:
         route["match"] = [{"port": port.number}]
