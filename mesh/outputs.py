@@ -17,7 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-SCHEMA_VERSION = 1
+# 2: istioRevision is the revision label (1-31-1), no longer the version; istioVersion holds that.
+SCHEMA_VERSION = 2
 
 
 class _Output(BaseModel):
@@ -38,9 +39,13 @@ class ClusterOutput(_Output):
     network: str = Field(description="VPC network name (from fleet.yaml).")
     istio_network: str = Field(description="The cluster's Istio network (one per cluster).")
     tier: str
-    endpoint: str = Field(description="Kubernetes API endpoint (IP).")
+    endpoint: str = Field(description="Kubernetes API IP endpoint (authorized networks only).")
+    dns_endpoint: str = Field(description="DNS-based control-plane endpoint (IAM-authorized); the kubeconfigs use it.")
     east_west: EastWestOutput
-    istio_revision: str = Field(description="Installed Istio version, e.g. 1.31.1.")
+    ingress: str | None = Field(default=None, description="Ingress gateway IP, where ingress services run.")
+    istio_version: str = Field(description="Istio version namespaces and gateways use, e.g. 1.31.1.")
+    istio_revision: str = Field(description="Its revision label (`istio.io/rev`), e.g. 1-31-1.")
+    istio_revisions: list[str] = Field(description="Every istiod revision installed (two during a canary upgrade).")
     managed: bool = Field(description="Whether this stack manages the cluster (shards manage a subset).")
 
 
@@ -58,8 +63,10 @@ class ServiceOutput(_Output):
 
 
 class StackOutputs(_Output):
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     clusters: dict[str, ClusterOutput] = Field(description="Clusters this stack manages, by name.")
     services: dict[str, ServiceOutput] = Field(description="Every service of the fleet, by name.")
+    nat_addresses: list[str] = Field(
+        description="This stack's Cloud NAT addresses: its nodes' egress, e.g. for other shards' firewalls.")
     root_ca_certificate: str = Field(description="PEM of the mesh root CA (public).")
     kubeconfigs: dict[str, str] | str = Field(description="Per-cluster kubeconfig (secret).")

@@ -7,12 +7,18 @@ the configuration of `Pulumi.<stack>.yaml`; `secure:` values are replaced by mar
 protect, dependencies, ignored changes) — things `pulumi preview` shows but mock arguments omit.
 
 This is not a preview against real state: there is no diff, no provider check, and values only the
-cloud knows (IPs, endpoints, certificates) appear as `<computed>`.
+cloud knows (IPs, endpoints, certificates) appear as `<computed>`. What the program looks up is
+answered as follows, and said so in the output: project numbers are derived from the project id
+(marked fakes: the real ones come from Resource Manager); a pinned external east-west address is
+taken to be reserved under its conventional name (`<cluster>-eastwest`), as the fleet file promises;
+another shard's outputs (`mesh:peerStacks`) are what previewing that shard's own `Pulumi.<stack>.yaml`
+here exports.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import runpy
 import sys
@@ -37,7 +43,8 @@ _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 # Outputs the cloud computes, by resource type: what the mock engine returns for them.
 _COMPUTED_OUTPUTS: dict[str, dict[str, Any]] = {
-    "gcp:container/cluster:Cluster": {"endpoint": COMPUTED, "masterAuth": {"clusterCaCertificate": COMPUTED}},
+    "gcp:container/cluster:Cluster": {"endpoint": COMPUTED, "masterAuth": {"clusterCaCertificate": COMPUTED},
+                                      "controlPlaneEndpointsConfig": {"dnsEndpointConfig": {"endpoint": COMPUTED}}},
     "gcp:compute/network:Network": {"selfLink": COMPUTED},
     "gcp:compute/subnetwork:Subnetwork": {"selfLink": COMPUTED},
     "gcp:serviceaccount/account:Account": {"email": COMPUTED},
@@ -52,18 +59,64 @@ class PreviewError(Exception):
     """The stack cannot be previewed (missing file, program error); the message says why."""
 
 
+def offline_project_number(project: str) -> str:
+    """A stable stand-in for a project number (12 digits, starting 9000 so it reads as a fake)."""
+    return "9000" + str(int(hashlib.sha256(project.encode()).hexdigest(), 16))[:8]
+
+
+@dataclass(frozen=True)
+class OfflineWorld:
+    """What the cloud would answer to the program's lookups, offline."""
+
+    reservations: Mapping[tuple[str, str, str], str] = field(default_factory=dict)  # (project, region, name) -> IP
+    stack_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "org/project/stack" -> outputs
+
+
+def _merged(state: dict[str, Any], computed: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs with the cloud's computed fields added, nested ones included."""
+    for key, value in computed.items():
+        if isinstance(value, Mapping) and isinstance(state.get(key), Mapping):
+            state[key] = _merged(dict(state[key]), value)
+        else:
+            state[key] = value
+    return state
+
+
 class OfflineMocks(pulumi.runtime.Mocks):
     """What the mock engine returns: inputs as state, plus placeholders for cloud-computed outputs."""
 
+    def __init__(self, world: OfflineWorld | None = None) -> None:
+        self.world = world or OfflineWorld()
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        state = dict(args.inputs)
-        state.update(_COMPUTED_OUTPUTS.get(args.typ, {}))
+        state = _merged(dict(args.inputs), _COMPUTED_OUTPUTS.get(args.typ, {}))
         if args.typ == "gcp:compute/address:Address":
             state["address"] = args.inputs.get("address") or COMPUTED  # pinned, or chosen by GCP
+        if args.typ == "pulumi:pulumi:StackReference":
+            name = args.inputs.get("name", args.name)
+            if name not in self.world.stack_outputs:
+                # The real engine fails the same way when the referenced stack does not exist.
+                raise PreviewError(f"stack reference {name!r}: no such stack here (looked for "
+                                   f"Pulumi.{str(name).rsplit('/', 1)[-1]}.yaml)")
+            state["outputs"] = dict(self.world.stack_outputs[name])
+            state["secretOutputNames"] = ["kubeconfigs"]
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
-        return {}, None
+    def call(  # type: ignore[override]  # the SDK accepts a bare dict too, and only a bare dict for success
+        self, args: pulumi.runtime.MockCallArgs,
+    ) -> dict[str, Any] | tuple[dict[str, Any], list[tuple[str, str]]]:
+        # A bare dict is a success; (dict, failures) makes the invoke fail as the provider's would.
+        if args.token == "gcp:organizations/getProject:getProject":
+            project = str(args.args.get("projectId"))
+            return {"projectId": project, "name": project, "number": offline_project_number(project)}
+        if args.token == "gcp:compute/getAddress:getAddress":
+            key = (str(args.args.get("project")), str(args.args.get("region")), str(args.args.get("name")))
+            address = self.world.reservations.get(key)
+            if address is None:
+                return {}, [("name", f"no address named {key[2]!r} is reserved in {key[0]}/{key[1]}")]
+            return {"address": address, "name": key[2], "project": key[0], "region": key[1],
+                    "addressType": "EXTERNAL", "status": "RESERVED"}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -78,6 +131,8 @@ class Registration:
     ignore_changes: tuple[str, ...]
     custom: bool
     inputs: dict[str, Any]
+    retain_on_delete: bool = False
+    read: bool = False  # an existing resource looked up, not created
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -98,7 +153,20 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 dependencies=tuple(sorted(normalize_urn(d) for d in request.dependencies)),
                 ignore_changes=tuple(request.ignoreChanges), custom=bool(request.custom),
                 inputs=_wire(json_format.MessageToDict(request.object)),
+                retain_on_delete=bool(request.retainOnDelete),
             ))
+        return response
+
+    def ReadResource(self, request: Any) -> Any:
+        """Reads (`StackReference`, `get` of an existing resource) are part of what a preview shows."""
+        response = super().ReadResource(request)  # type: ignore[no-untyped-call]
+        self.registrations.append(Registration(
+            urn=normalize_urn(response.urn), type=request.type, name=request.name,
+            parent=normalize_urn(request.parent), provider=normalize_urn(request.provider.rsplit("::", 1)[0]),
+            protect=False, dependencies=tuple(sorted(normalize_urn(d) for d in request.dependencies)),
+            ignore_changes=(), custom=True, inputs=_wire(json_format.MessageToDict(request.properties)),
+            read=True,
+        ))
         return response
 
 
@@ -173,21 +241,82 @@ def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str
     return project, config, secrets
 
 
-def run(project_dir: Path, stack: str) -> PreviewResult:
+def run(project_dir: Path, stack: str, _seen: tuple[str, ...] = ()) -> PreviewResult:
     project, config, secrets = read_stack_config(project_dir, stack)
     program = project_dir / "__main__.py"
-    return asyncio.run(_run(program, project, stack, config, secrets))
+    world = OfflineWorld(reservations=_assumed_reservations(project_dir, config),
+                         stack_outputs=_peer_outputs(project_dir, config, (*_seen, stack)))
+    return asyncio.run(_run(program, project, stack, config, secrets, world))
 
 
-async def _run(program: Path, project: str, stack: str, config: dict[str, str], secrets: list[str]) -> PreviewResult:
+def _peer_outputs(project_dir: Path, config: Mapping[str, str], seen: tuple[str, ...]) -> dict[str, Any]:
+    """Each `mesh:peerStacks` entry previewed from its own stack file here, for its outputs.
+
+    Shards usually call each other both ways; a peer that refers back to a stack already being
+    previewed sees that stack's clusters with the addresses a preview cannot know (`<computed>`,
+    pinned internal ones excepted), which is what previewing it would export."""
+    peers = json.loads(config.get("mesh:peerStacks", "[]"))
+    if not isinstance(peers, list):
+        return {}  # the program reports the bad value with its key
+    outputs = {}
+    for reference in peers:
+        peer = str(reference).rsplit("/", 1)[-1]
+        if not (project_dir / f"Pulumi.{peer}.yaml").is_file():
+            continue  # the program's stack reference then fails, naming it
+        if peer in seen:
+            outputs[str(reference)] = _outputs_in_cycle(project_dir, peer)
+        else:
+            outputs[str(reference)] = run(project_dir, peer, seen).outputs
+    return outputs
+
+
+def _outputs_in_cycle(project_dir: Path, stack: str) -> dict[str, Any]:
+    from mesh.manifest import ManifestError, load
+
+    _, config, _ = read_stack_config(project_dir, stack)
+    try:
+        world = load(_manifest_path(project_dir, config)).world
+    except (ManifestError, OSError):
+        return {}
+    managed = json.loads(config.get("mesh:clusters", "null")) or list(world.clusters)
+    clusters = {}
+    for name in managed:
+        spec = world.clusters.get(name)
+        pinned = spec.east_west if spec is not None and spec.east_west else None
+        clusters[name] = {"managed": True, "eastWest": {
+            "external": (pinned.external if pinned else None) or COMPUTED,
+            "internal": (pinned.internal if pinned else None) or COMPUTED}}
+    return {"clusters": clusters, "natAddresses": [COMPUTED]}
+
+
+def _manifest_path(project_dir: Path, config: Mapping[str, str]) -> Path:
+    path = Path(config.get("mesh:manifest", "stacks/prod"))
+    return path if path.is_absolute() else project_dir / path
+
+
+def _assumed_reservations(project_dir: Path, config: Mapping[str, str]) -> dict[tuple[str, str, str], str]:
+    """Pinned external east-west addresses, taken to be reserved where the program looks them up."""
+    from mesh.manifest import ManifestError, load
+
+    try:
+        world = load(_manifest_path(project_dir, config)).world
+    except (ManifestError, OSError):
+        return {}  # the program itself reports the manifest's errors
+    return {(c.project, c.region, f"{c.name}-eastwest"): c.east_west.external
+            for c in world.clusters.values() if c.east_west is not None and c.east_west.external}
+
+
+async def _run(program: Path, project: str, stack: str, config: dict[str, str], secrets: list[str],
+               world: OfflineWorld) -> PreviewResult:
     # A previous run in this process may have stopped on an error with RPCs outstanding; waiting
     # on them would hang this one (what `@pulumi.runtime.test` clears too).
     settings = pulumi.runtime.settings.SETTINGS
     settings.rpc_manager.clear()
     settings.outputs.clear()
     pulumi.runtime.set_all_config(config, secrets)
-    monitor = _RecordingMonitor(OfflineMocks())
-    pulumi.runtime.set_mocks(OfflineMocks(), project=project, stack=stack, preview=False, monitor=monitor)
+    mocks = OfflineMocks(world)
+    monitor = _RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     sys.path.insert(0, str(program.parent))
     try:
         runpy.run_path(str(program), run_name="__main__")
@@ -256,6 +385,7 @@ def snapshot(result: PreviewResult) -> str:
     resources = {
         r.urn: {
             "type": r.type, "parent": r.parent, "provider": r.provider, "protect": r.protect,
+            **({"retainOnDelete": True} if r.retain_on_delete else {}), **({"read": True} if r.read else {}),
             "dependencies": list(r.dependencies), "ignoreChanges": list(r.ignore_changes), "inputs": r.inputs,
         }
         for r in sorted(result.registrations, key=lambda r: r.urn)

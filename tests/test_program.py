@@ -6,8 +6,10 @@ project), recording every registration with its options (see mesh/preview.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -52,7 +54,10 @@ def test_every_gke_cluster_is_protected_and_hardened(prod: preview.PreviewResult
         assert inputs["removeDefaultNodePool"] is True
         assert inputs["masterAuth"]["clientCertificateConfig"]["issueClientCertificate"] is False
         assert inputs["masterAuthorizedNetworksConfig"]["gcpPublicCidrsAccessEnabled"] is False
-        assert set(cluster.ignore_changes) == {"nodePools", "initialNodeCount"}
+        assert set(cluster.ignore_changes) == {"nodePools", "initialNodeCount", "nodeConfig"}
+        # Basic vulnerability scanning was withdrawn in 2025; GKE rejects clusters that ask for it.
+        assert inputs["securityPostureConfig"] == {"mode": "BASIC", "vulnerabilityMode": "VULNERABILITY_DISABLED"}
+        assert inputs["privateClusterConfig"]["masterIpv4CidrBlock"].endswith("/28")
     for pool in of_type(prod, "gcp:container/nodePool:NodePool"):
         config = pool.inputs["nodeConfig"]
         assert config["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
@@ -77,15 +82,19 @@ def test_no_default_kubernetes_provider(prod: preview.PreviewResult) -> None:
 
 def test_cacerts_before_istiod_before_gateway_before_any_istio_object(prod: preview.PreviewResult) -> None:
     by_name = {r.name: r for r in prod.registrations}
+    releases = of_type(prod, "kubernetes:helm.sh/v3:Release")
     for cluster in load("stacks/prod").world.clusters:
-        istiod = by_name[f"{cluster}-istiod"]
-        assert by_name[f"{cluster}-cacerts"].urn in istiod.dependencies
-        assert by_name[f"{cluster}-istio-base"].urn in istiod.dependencies
-        assert istiod.urn in by_name[f"{cluster}-eastwest"].dependencies
+        istiods = [r for r in releases if r.name.startswith(f"{cluster}-istiod")]
+        gateways = [r for r in releases if r.name.startswith(f"{cluster}-") and r.inputs["chart"].endswith("gateway")]
+        assert istiods and gateways
+        for istiod in istiods:
+            assert by_name[f"{cluster}-cacerts"].urn in istiod.dependencies
+            assert by_name[f"{cluster}-istio-base"].urn in istiod.dependencies
+            assert all(istiod.urn in gateway.dependencies for gateway in gateways)
         for registration in prod.registrations:
             istio_kind = registration.type.startswith("kubernetes:") and ".istio.io/" in registration.type
             if istio_kind and registration.name.startswith(f"{cluster}/"):
-                assert istiod.urn in registration.dependencies, registration.name
+                assert {i.urn for i in istiods} <= set(registration.dependencies), registration.name
 
 
 def test_every_compiled_object_is_registered_exactly_once(prod: preview.PreviewResult) -> None:
@@ -101,22 +110,28 @@ def test_every_compiled_object_is_registered_exactly_once(prod: preview.PreviewR
 
 def test_istio_charts_are_pinned_and_from_the_current_repository(prod: preview.PreviewResult) -> None:
     releases = of_type(prod, "kubernetes:helm.sh/v3:Release")
-    assert len(releases) == 24
+    charts = sorted(r.inputs["chart"] for r in releases)
+    # base, istiod and the east-west gateway everywhere; an ingress gateway where ingress services run.
+    assert charts.count("base") == charts.count("istiod") == 8
+    assert charts.count("gateway") == 8 + 3
     for release in releases:
         assert release.inputs["version"] == "1.31.1"
         assert release.inputs["repositoryOpts"] == {"repo": "https://blob.istio.io/istio-release/charts"}
-    istiod = next(r for r in releases if r.name == "core-use1-a-istiod")
+    istiod = next(r for r in releases if r.name.startswith("core-use1-a-istiod"))
     values = istiod.inputs["values"]
-    assert values["global"] == {"meshID": "acme-prod", "multiCluster": {"clusterName": "core-use1-a"},
-                                "network": "core-use1-a", "enableReaderRBAC": False}
+    assert {k: values["global"][k] for k in ("meshID", "multiCluster", "network", "enableReaderRBAC")} == {
+        "meshID": "acme-prod", "multiCluster": {"clusterName": "core-use1-a"}, "network": "core-use1-a",
+        "enableReaderRBAC": False}
     assert values["meshConfig"]["trustDomain"] == "acme.example"
 
 
 def test_outputs_follow_the_published_model_and_hide_secrets(prod: preview.PreviewResult) -> None:
     outputs = StackOutputs.model_validate(prod.outputs)
-    assert outputs.schema_version == 1
+    assert outputs.schema_version == 2
     assert outputs.kubeconfigs == preview.SECRET
     assert outputs.clusters["core-use1-b"].east_west.internal == "10.11.0.100"
+    assert outputs.clusters["edge-use1-a"].ingress == preview.COMPUTED  # it runs ingress services
+    assert outputs.clusters["core-use1-a"].ingress is None
     assert outputs.clusters["edge-usw1-a"].location == "us-west1-b"
     assert outputs.services["ledger"].clusters == ["data-use1-a", "data-usw1-a"]
 
@@ -136,19 +151,22 @@ def test_snapshot_matches_the_reviewed_one(prod: preview.PreviewResult) -> None:
     assert text == SNAPSHOT.read_text()
 
 
-def _project(tmp_path: Path, config: dict[str, object]) -> Path:
+def _project(tmp_path: Path, config: dict[str, object], stack: str = "test") -> Path:
     for name in ("Pulumi.yaml", "__main__.py"):
         shutil.copy(ROOT / name, tmp_path / name)
-    body = {"mesh:manifest": str(ROOT / "stacks/prod"), "mesh:istioVersion": "1.31.1", **config}
-    (tmp_path / "Pulumi.test.yaml").write_text(json.dumps({"config": body}))
+    body = {"mesh:manifest": str(ROOT / "stacks/prod"), "mesh:istioVersion": "1.31.1",
+            "mesh:ingressSourceRanges": ["198.51.100.0/25"], **config}
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(json.dumps({"config": body}))
     return tmp_path
 
 
 def test_a_shard_manages_only_its_clusters_with_the_shared_root(tmp_path: Path) -> None:
-    project = _project(tmp_path, {"mesh:clusters": ["edge-use1-a", "edge-usw1-a"],
-                                  "mesh:rootCaCertificate": "-----BEGIN CERTIFICATE-----\n...",
-                                  "mesh:rootCaKey": {"secure": "v1:abc"}})
-    result = preview.run(project, "test")
+    root = {"mesh:rootCaCertificate": "-----BEGIN CERTIFICATE-----\n...", "mesh:rootCaKey": {"secure": "v1:abc"}}
+    _project(tmp_path, {**root, "mesh:clusters": ["edge-use1-a", "edge-usw1-a"],
+                        "mesh:peerStacks": ["acme/fleet-mesh/rest"]})
+    others = sorted(set(load("stacks/prod").world.clusters) - {"edge-use1-a", "edge-usw1-a"})
+    _project(tmp_path, {**root, "mesh:clusters": others, "mesh:peerStacks": ["acme/fleet-mesh/test"]}, "rest")
+    result = preview.run(tmp_path, "test")
     clusters = sorted(r.name for r in of_type(result, "gcp:container/cluster:Cluster"))
     assert clusters == ["edge-use1-a", "edge-usw1-a"]
     assert of_type(result, "tls:index/selfSignedCert:SelfSignedCert") == []
@@ -180,16 +198,239 @@ def test_manifest_errors_surface_with_file_and_line(tmp_path: Path) -> None:
         preview.run(project, "test")
 
 
-def test_a_shard_calling_an_unpinned_cluster_of_another_shard_is_refused(tmp_path: Path) -> None:
+def test_a_shard_calling_an_unpinned_cluster_of_another_shard_is_refused() -> None:
     from mesh.program import PlanError, prepare
 
+    values = {"manifest": str(ROOT / "stacks/prod"), "istioVersion": "1.31.1", "clusters": ["edge-usw1-a"],
+              "rootCaCertificate": "-----BEGIN CERTIFICATE-----", "ingressSourceRanges": ["198.51.100.0/25"]}
+    # edge-usw1-a's frontends call media in the other edge clusters and the core tier.
+    with pytest.raises(PlanError, match=r"pin no east-west address: core-use1-a, .*edge-use1-a; list the stacks "
+                                        "that manage them in mesh:peerStacks"):
+        prepare(values, has_root_key=True)
+    values["peerStacks"] = ["acme/fleet-mesh/rest"]  # their outputs give the addresses
+    assert prepare(values, has_root_key=True).clusters == ("edge-usw1-a",)
+
+
+# ------------------------------------------------------------------ real Google Cloud (issue 7)
+
+def by_name(result: preview.PreviewResult, kind: str = "gcp:") -> dict[str, preview.Registration]:
+    """Resources of one provider by name (names repeat across types: an Address and a Helm release)."""
+    return {r.name: r for r in result.registrations if r.type.startswith(kind)}
+
+
+def test_a_cluster_on_another_projects_network_is_attached_and_granted(prod: preview.PreviewResult) -> None:
+    world = load("stacks/prod").world
+    names = by_name(prod)
+    hosts = {r.inputs["project"] for r in of_type(prod, "gcp:compute/sharedVPCHostProject:SharedVPCHostProject")}
+    assert hosts == {"acme-net-core", "acme-net-data", "acme-net-edge"}
+    for cluster in of_type(prod, "gcp:container/cluster:Cluster"):
+        spec = world.clusters[cluster.name]
+        host = world.fleet.networks[spec.network].project
+        assert cluster.inputs["subnetwork"] == f"projects/{host}/regions/{spec.region}/subnetworks/{spec.name}"
+        number = preview.offline_project_number(spec.project)
+        agent = f"serviceAccount:service-{number}@container-engine-robot.iam.gserviceaccount.com"
+        attachment = names[f"{spec.project}-on-{host}"]
+        assert attachment.inputs["hostProject"] == host and attachment.inputs["serviceProject"] == spec.project
+        assert attachment.inputs["deletionPolicy"] == "ABANDON"
+        grants = [
+            (names[f"{spec.name}-subnet-gke"], "roles/compute.networkUser", agent),
+            (names[f"{spec.name}-subnet-cloudservices"], "roles/compute.networkUser",
+             f"serviceAccount:{number}@cloudservices.gserviceaccount.com"),
+            (names[f"{spec.project}-gke-host-agent-on-{host}"], "roles/container.hostServiceAgentUser", agent),
+            (names[f"{spec.project}-gke-firewalls-on-{host}"], f"projects/{host}/roles/fleetMeshGkeFirewalls", agent),
+        ]
+        for grant, role, member in grants:
+            assert (grant.inputs["role"], grant.inputs["member"]) == (role, member), grant.name
+            assert grant.urn in cluster.dependencies, (cluster.name, grant.name)
+        assert names[f"{spec.name}-subnet-gke"].inputs["subnetwork"] == spec.name
+        assert attachment.urn in cluster.dependencies
+
+
+def test_the_firewall_role_is_the_narrow_one_gke_documents(prod: preview.PreviewResult) -> None:
+    for role in of_type(prod, "gcp:projects/iAMCustomRole:IAMCustomRole"):
+        assert role.inputs["roleId"] == "fleetMeshGkeFirewalls"
+        assert role.inputs["permissions"] == [
+            "compute.firewalls.create", "compute.firewalls.delete", "compute.firewalls.get",
+            "compute.firewalls.list", "compute.firewalls.update", "compute.networks.updatePolicy"]
+
+
+def test_every_gcp_resource_waits_for_its_api_in_its_project(prod: preview.PreviewResult) -> None:
+    from mesh.infra.apis import api_of, service_resource_name
+
+    services = {r.name: r for r in of_type(prod, "gcp:projects/service:Service")}
+    for service in services.values():
+        assert service.inputs["disableOnDestroy"] is False
+    checked = 0
+    for registration in prod.registrations:
+        api = api_of(registration.type)
+        if not registration.type.startswith("gcp:") or registration.type == "gcp:projects/service:Service":
+            continue
+        assert api is not None, f"{registration.type} has no entry in mesh/infra/apis.py"
+        project = registration.inputs.get("project") or registration.inputs.get("serviceProject")
+        enabling = services[service_resource_name(project, api)]
+        assert enabling.urn in registration.dependencies, registration.name
+        checked += 1
+    assert checked > 100
+
+
+def test_kubeconfigs_dial_the_iam_authorized_dns_endpoint(prod: preview.PreviewResult) -> None:
+    from mesh.infra.gke import kubeconfig
+
+    config = json.loads(kubeconfig("c1", "gke-0123.us-east1.gke.goog"))
+    [entry] = config["clusters"]
+    assert entry["cluster"] == {"server": "https://gke-0123.us-east1.gke.goog"}  # public CA: no CA data needed
+    assert config["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
+    for cluster in of_type(prod, "gcp:container/cluster:Cluster"):
+        endpoints = cluster.inputs["controlPlaneEndpointsConfig"]
+        assert endpoints["dnsEndpointConfig"] == {"allowExternalTraffic": True}
+        # The IP endpoint stays, for the authorized networks only.
+        assert cluster.inputs["masterAuthorizedNetworksConfig"]["cidrBlocks"]
+    outputs = StackOutputs.model_validate(prod.outputs)
+    assert outputs.clusters["core-use1-a"].dns_endpoint == preview.COMPUTED
+
+
+def test_binary_authorization_enforces_a_declared_policy(prod: preview.PreviewResult, tmp_path: Path) -> None:
+    policies = {r.inputs["project"]: r for r in of_type(prod, "gcp:binaryauthorization/policy:Policy")}
+    world = load("stacks/prod").world
+    assert set(policies) == {c.project for c in world.clusters.values()}
+    for cluster in of_type(prod, "gcp:container/cluster:Cluster"):
+        policy = policies[cluster.inputs["project"]]
+        assert policy.urn in cluster.dependencies
+        patterns = [p["namePattern"] for p in policy.inputs["admissionWhitelistPatterns"]]
+        assert "docker.io/istio/*" in patterns and "us-docker.pkg.dev/acme-images/**" in patterns
+        assert policy.inputs["globalPolicyEvaluationMode"] == "ENABLE"  # Google's own system images
+        assert policy.inputs["defaultAdmissionRule"] == {
+            "evaluationMode": "ALWAYS_DENY", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"}
+    audit_only = preview.run(_project(tmp_path, {}), "test")  # no mesh:allowedImages
+    for policy in of_type(audit_only, "gcp:binaryauthorization/policy:Policy"):
+        assert policy.inputs["defaultAdmissionRule"]["enforcementMode"] == "DRYRUN_AUDIT_LOG_ONLY"
+
+
+def test_addresses_are_reserved_where_gke_uses_them(prod: preview.PreviewResult) -> None:
+    world = load("stacks/prod").world
+    names = by_name(prod)
+    for name, spec in world.clusters.items():
+        host = world.fleet.networks[spec.network].project
+        external = names[f"{name}-eastwest"]
+        assert external.inputs["project"] == spec.project  # GKE puts the forwarding rule there
+        assert "address" not in external.inputs  # GCP allocates external addresses
+        internal = names.get(f"{name}-eastwest-internal")
+        if spec.east_west is not None and spec.east_west.internal:
+            assert internal is not None
+            assert internal.inputs["project"] == spec.project
+            assert internal.inputs["subnetwork"] == f"projects/{host}/regions/{spec.region}/subnetworks/{name}"
+            assert internal.inputs["purpose"] == "GCE_ENDPOINT"
+            assert internal.inputs["address"] == spec.east_west.internal
+
+
+def test_a_pinned_external_address_is_an_existing_reservation_looked_up(tmp_path: Path) -> None:
     manifest = tmp_path / "stack"
     shutil.copytree(ROOT / "stacks/prod", manifest)
     fleet = manifest / "fleet.yaml"
-    fleet.write_text(fleet.read_text().replace("      external: 203.0.113.10\n", ""))
-    values = {"manifest": str(manifest), "istioVersion": "1.31.1", "clusters": ["edge-use1-a"],
-              "rootCaCertificate": "-----BEGIN CERTIFICATE-----"}
-    with pytest.raises(PlanError, match="pin no east-west address: core-use1-a"):
-        prepare(values, has_root_key=True)
-    values["clusters"] = ["edge-use1-a", "core-use1-a"]  # managed here: its reserved address is known
-    assert prepare(values, has_root_key=True).clusters == ("edge-use1-a", "core-use1-a")
+    fleet.write_text(fleet.read_text().replace("      internal: 10.10.0.100\n",
+                                               "      internal: 10.10.0.100\n      external: 203.0.113.10\n"))
+    (tmp_path / "project").mkdir()
+    project = _project(tmp_path / "project", {"mesh:manifest": str(manifest)})
+    result = preview.run(project, "test")
+    assert "core-use1-a-eastwest" not in by_name(result, "gcp:compute/address:")  # looked up, not created
+    assert result.outputs["clusters"]["core-use1-a"]["eastWest"]["external"] == "203.0.113.10"
+    # A reservation holding another address is refused, naming both.
+    name, config, secrets = preview.read_stack_config(project, "test")
+    world = preview.OfflineWorld(reservations={("acme-core-prod", "us-east1", "core-use1-a-eastwest"): "203.0.113.99"})
+    with pytest.raises(Exception, match=re.escape(
+            "pins core-use1-a's external east-west address 203.0.113.10, but the reservation "
+            "acme-core-prod/us-east1/core-use1-a-eastwest holds 203.0.113.99")):
+        asyncio.run(preview._run(project / "__main__.py", name, "test", config, secrets, world))
+
+
+def test_nodes_exist_before_anything_is_installed(prod: preview.PreviewResult) -> None:
+    names = {**by_name(prod), **by_name(prod, "fleet-mesh:")}
+    for provider in of_type(prod, "pulumi:providers:kubernetes"):
+        cluster = provider.name.removesuffix("-k8s")
+        pools = [r for r in of_type(prod, "gcp:container/nodePool:NodePool") if r.inputs["cluster"] == cluster]
+        assert pools and all(pool.urn in provider.dependencies for pool in pools)
+    for pool in of_type(prod, "gcp:container/nodePool:NodePool"):
+        assert pool.inputs["initialNodeCount"] >= 1
+        taints = pool.inputs["nodeConfig"].get("taints", [])
+        spot = {"key": "cloud.google.com/gke-spot", "value": "true", "effect": "NO_SCHEDULE"}
+        assert (spot in taints) == bool(pool.inputs["nodeConfig"]["spot"]), pool.name
+    assert names["core-use1-b-batch-spot"].inputs["nodeConfig"]["spot"] is True
+    [cluster] = [r for r in of_type(prod, "gcp:container/cluster:Cluster") if r.name == "core-use1-a"]
+    assert names["core-use1-a-nodes"].urn in cluster.dependencies  # the default pool's identity
+    assert cluster.inputs["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+
+
+def test_cloud_nat_is_sized_for_the_mesh(prod: preview.PreviewResult) -> None:
+    from mesh.infra.network import nat_address_count
+    from mesh.manifest import schema
+
+    for nat in of_type(prod, "gcp:compute/routerNat:RouterNat"):
+        assert nat.inputs["enableDynamicPortAllocation"] is True
+        assert nat.inputs["enableEndpointIndependentMapping"] is False
+        assert (nat.inputs["minPortsPerVm"], nat.inputs["maxPortsPerVm"]) == (1024, 16384)
+        assert nat.inputs["logConfig"] == {"enable": True, "filter": "ERRORS_ONLY"}
+    # 1024 ports for each of 70 nodes is more than one address's 64,512.
+    pool = schema.NodePool(name="p", machine_type="e2-standard-4", min_nodes=1, max_nodes=35)
+    clusters = [schema.Cluster(name=f"c{i}", project="acme-proj", region="us-east1", zones=["us-east1-b"], network="n",
+                               tier="t", node_pools=[pool]) for i in range(2)]
+    assert nat_address_count(clusters) == 2
+    assert nat_address_count(clusters[:1]) == 1
+
+
+def test_oci_chart_repositories_are_chart_references(tmp_path: Path) -> None:
+    project = _project(tmp_path, {"mesh:chartRepository": "oci://ghcr.io/istio/release/charts"})
+    releases = of_type(preview.run(project, "test"), "kubernetes:helm.sh/v3:Release")
+    assert releases
+    for release in releases:
+        assert release.inputs["chart"].startswith("oci://ghcr.io/istio/release/charts/")
+        assert "repositoryOpts" not in release.inputs
+
+
+def test_shards_read_each_others_addresses_from_their_outputs(tmp_path: Path) -> None:
+    root = {"mesh:rootCaCertificate": "-----BEGIN CERTIFICATE-----\n...", "mesh:rootCaKey": {"secure": "v1:abc"}}
+    core = ["core-use1-a", "core-use1-b", "core-usw1-a", "data-use1-a", "data-usw1-a"]
+    _project(tmp_path, {**root, "mesh:clusters": core, "mesh:peerStacks": ["acme/fleet-mesh/edge"]}, "core")
+    _project(tmp_path, {**root, "mesh:clusters": ["edge-use1-a", "edge-usw1-a", "edge-euw1-a"],
+                        "mesh:peerStacks": ["acme/fleet-mesh/core"]}, "edge")
+    core_result = preview.run(tmp_path, "core")
+    edge = preview.run(tmp_path, "edge")
+    refs = of_type(edge, "pulumi:pulumi:StackReference")
+    assert [r.inputs["name"] for r in refs] == ["acme/fleet-mesh/core"]
+    assert core_result.outputs["natAddresses"] and edge.outputs["natAddresses"]
+    # The edge clusters' firewalls admit the core shard's NAT addresses (unknown offline, but read).
+    firewall = by_name(edge, "gcp:compute/firewall:")["edge-use1-a-eastwest-external"]
+    assert firewall.inputs["sourceRanges"] == [f"{preview.COMPUTED}/32"]
+
+
+def test_a_gateway_open_to_everyone_is_refused_before_anything_is_registered(tmp_path: Path) -> None:
+    with pytest.raises(pulumi.RunError, match="needs mesh:ingressSourceRanges"):
+        preview.run(_project(tmp_path, {"mesh:ingressSourceRanges": []}), "test")
+
+
+def test_namespaces_and_ca_keys_survive_removal(prod: preview.PreviewResult) -> None:
+    for key in of_type(prod, "tls:index/privateKey:PrivateKey"):
+        assert key.protect, key.name
+    # A team's namespace leaving the stack must not take its Deployments, Secrets and volumes along.
+    namespaces = [r for r in of_type(prod, "kubernetes:core/v1:Namespace") if "/" in r.name]
+    assert len(namespaces) > 50 and all(r.retain_on_delete for r in namespaces)
+
+
+def test_compiled_namespaces_use_the_installed_revision(prod: preview.PreviewResult) -> None:
+    namespaces = [r for r in of_type(prod, "kubernetes:core/v1:Namespace") if "/" in r.name]
+    assert namespaces
+    for namespace in namespaces:
+        assert namespace.inputs["metadata"]["labels"]["istio.io/rev"] == "1-31-1"
+    outputs = StackOutputs.model_validate(prod.outputs)
+    assert {c.istio_revision for c in outputs.clusters.values()} == {"1-31-1"}
+
+
+def test_a_canary_revision_is_installed_beside_the_serving_one(tmp_path: Path) -> None:
+    project = _project(tmp_path, {"mesh:istioRevisions": ["1.31.1", "1.32.0"]})
+    result = preview.run(project, "test")
+    istiods = [r for r in of_type(result, "kubernetes:helm.sh/v3:Release")
+               if r.name.startswith("core-use1-a-istiod")]
+    assert sorted(r.inputs["version"] for r in istiods) == ["1.31.1", "1.32.0"]
+    outputs = result.outputs["clusters"]["core-use1-a"]
+    assert outputs["istioRevision"] == "1-31-1" and outputs["istioRevisions"] == ["1-31-1", "1-32-0"]
+    with pytest.raises(pulumi.RunError, match=r"istioVersion 1\.31\.1 must be one of istioRevisions"):
+        preview.run(_project(tmp_path, {"mesh:istioRevisions": ["1.32.0"]}), "test")

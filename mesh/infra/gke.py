@@ -1,8 +1,13 @@
 """GKE cluster: a hardened, private, VPC-native cluster, its node pools, and its Kubernetes provider.
 
-Settings follow GKE's hardening guide (the safer-cluster module of terraform-google-kubernetes-engine);
-each carries its reason. The cluster is protected twice: Pulumi `protect` blocks delete and replace
-at preview, GKE `deletion_protection` blocks deletion at the API.
+Settings follow GKE's hardening guide (the safer-cluster module of terraform-google-kubernetes-engine)
+and were checked against current GKE documentation; each carries its reason. The cluster is
+protected twice: Pulumi `protect` blocks delete and replace at preview, GKE `deletion_protection`
+blocks deletion at the API.
+
+The deployer reaches the control plane through GKE's DNS-based endpoint, authorized by IAM
+(`container.clusters.connect`) from wherever it runs, so CI runners need no fixed egress range;
+the IP endpoint stays, for the authorized networks only.
 """
 
 from __future__ import annotations
@@ -10,22 +15,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from mesh.infra.network import node_tag
+from mesh.infra.node_pools import node_pools
 from mesh.infra.pki import secret
+from mesh.infra.projects import ProjectApis
 from mesh.infra.stack_config import AuthorizedNetwork
 from mesh.manifest import schema
-
-# Node pool presets for `size:`; per zone, autoscaled.
-SIZES: dict[str, list[schema.NodePool]] = {
-    "small": [schema.NodePool(name="default", machine_type="e2-standard-4", min_nodes=1, max_nodes=3)],
-    "medium": [schema.NodePool(name="default", machine_type="e2-standard-8", min_nodes=2, max_nodes=6)],
-    "large": [schema.NodePool(name="default", machine_type="n2-standard-16", min_nodes=3, max_nodes=10)],
-}
 
 # Least privilege for nodes: write logs and metrics, pull images; nothing else.
 NODE_ROLES = (
@@ -35,17 +36,22 @@ NODE_ROLES = (
     "roles/stackdriver.resourceMetadata.writer",
     "roles/artifactregistry.reader",
 )
+NODE_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # IAM decides, not scopes
+# GKE labels Spot nodes with this key; the taint keeps everything off them unless it tolerates it.
+SPOT_TAINT = {"key": "cloud.google.com/gke-spot", "value": "true", "effect": "NO_SCHEDULE"}
 
 
 @dataclass(frozen=True)
 class ClusterArgs:
     spec: schema.Cluster
-    network: pulumi.Input[str]
-    subnetwork: pulumi.Input[str]
+    network: str  # projects/<host>/global/networks/<name>
+    subnetwork: str  # projects/<host>/regions/<region>/subnetworks/<name>
     release_channel: str
     authorized_networks: Sequence[AuthorizedNetwork]
-    east_west_sources: pulumi.Input[Sequence[str]]  # who may reach the external east-west address
-    network_project: str
+    apis: ProjectApis
+    # What must exist before the cluster: its subnet and Shared VPC grants, its project's
+    # attachment, the Binary Authorization policy it enforces.
+    after: Sequence[pulumi.Resource]
 
 
 def location_of(spec: schema.Cluster) -> str:
@@ -53,37 +59,52 @@ def location_of(spec: schema.Cluster) -> str:
     return spec.zones[0] if len(spec.zones) == 1 else spec.region
 
 
-def node_pools(spec: schema.Cluster) -> list[schema.NodePool]:
-    return spec.node_pools if spec.node_pools is not None else SIZES[spec.size or "small"]
-
-
 class GkeCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("fleet-mesh:gke:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        spec = args.spec
+        spec, apis = args.spec, args.apis
+        self._apis = apis
         assert spec.ip_ranges is not None  # checked by the program before any resource
         account = gcp.serviceaccount.Account(
             f"{name}-nodes", project=spec.project, account_id=f"gke-nodes-{name}"[:30],
-            display_name=f"GKE nodes of {name}", opts=child)
-        for role in NODE_ROLES:
-            gcp.projects.IAMMember(f"{name}-nodes-{role.split('/')[-1]}", project=spec.project, role=role,
-                                   member=account.email.apply(lambda email: f"serviceAccount:{email}"), opts=child)
+            display_name=f"GKE nodes of {name}",
+            opts=child.merge(pulumi.ResourceOptions(
+                depends_on=apis.needed_by("gcp:serviceaccount/account:Account", spec.project))))
+        member = account.email.apply(lambda email: f"serviceAccount:{email}")
+        grants = [
+            gcp.projects.IAMMember(
+                f"{name}-nodes-{role.split('/')[-1]}", project=spec.project, role=role, member=member,
+                opts=child.merge(pulumi.ResourceOptions(
+                    depends_on=apis.needed_by("gcp:projects/iAMMember:IAMMember", spec.project))))
+            for role in NODE_ROLES
+        ]
         location = location_of(spec)
         self.cluster = gcp.container.Cluster(
             name, name=name, project=spec.project, location=location,
             node_locations=spec.zones if len(spec.zones) > 1 else None,
             network=args.network, subnetwork=args.subnetwork,
-            # Node pools are managed separately: the default pool is created then removed (GKE needs one).
+            # Node pools are managed separately: GKE needs a default pool at creation, removed right
+            # after. It still runs for minutes, so it gets the least-privilege node identity too.
             remove_default_node_pool=True, initial_node_count=1,
+            node_config={"service_account": account.email, "oauth_scopes": NODE_SCOPES,
+                         "workload_metadata_config": {"mode": "GKE_METADATA"},
+                         "shielded_instance_config": {"enable_secure_boot": True,
+                                                      "enable_integrity_monitoring": True}},
             networking_mode="VPC_NATIVE",  # pod IPs routable in the VPC; required for private clusters
             ip_allocation_policy={"cluster_secondary_range_name": f"{name}-pods",
                                   "services_secondary_range_name": f"{name}-services"},
             private_cluster_config={
                 "enable_private_nodes": True,  # nodes get no public IPs
-                "enable_private_endpoint": False,  # reachable only from authorized networks below
+                "enable_private_endpoint": False,  # the IP endpoint admits only the authorized networks below
                 "master_ipv4_cidr_block": spec.ip_ranges.control_plane,
                 "master_global_access_config": {"enabled": True},
+            },
+            control_plane_endpoints_config={
+                # IAM-authorized DNS name: the deployer reaches the API from anywhere with
+                # container.clusters.connect, without opening the IP endpoint to CI's changing egress.
+                "dns_endpoint_config": {"allow_external_traffic": True},
+                "ip_endpoints_config": {"enabled": True},
             },
             master_authorized_networks_config={
                 "cidr_blocks": [{"cidr_block": n.cidr_block, "display_name": n.display_name}
@@ -94,67 +115,97 @@ class GkeCluster(pulumi.ComponentResource):
             release_channel={"channel": args.release_channel},  # GKE upgrades; no pinned versions
             enable_shielded_nodes=True,  # verifiable node identity and boot integrity
             datapath_provider="ADVANCED_DATAPATH",  # Dataplane V2; changing it re-creates the cluster
+            # Enforce the project's singleton policy (declared by the program: Istio's, Google's and
+            # the fleet's own images; audit-only until the fleet lists its registries).
             binary_authorization={"evaluation_mode": "PROJECT_SINGLETON_POLICY_ENFORCE"},
             master_auth={"client_certificate_config": {"issue_client_certificate": False}},  # IAM only
             enable_legacy_abac=False,
-            security_posture_config={"mode": "BASIC", "vulnerability_mode": "VULNERABILITY_BASIC"},
+            # Workload configuration auditing stays; workload vulnerability scanning is off because
+            # both its tiers were withdrawn (standard 2025-07-31, advanced 2026-06-16; GKE "posture
+            # management deprecations"): image scanning belongs to Artifact Analysis.
+            security_posture_config={"mode": "BASIC", "vulnerability_mode": "VULNERABILITY_DISABLED"},
             deletion_protection=True,  # destructive: set false in its own change before deleting
             resource_labels={"managed-by": "fleet-mesh", "fleet-mesh-tier": spec.tier},
             opts=child.merge(pulumi.ResourceOptions(
                 protect=True,
-                # GKE mutates these after creation (default pool removed); diffs would be noise.
-                ignore_changes=["nodePools", "initialNodeCount"],
+                depends_on=[*apis.needed_by("gcp:container/cluster:Cluster", spec.project), *args.after, *grants],
+                # GKE mutates these after creation (the default pool is removed); diffs would be noise.
+                ignore_changes=["nodePools", "initialNodeCount", "nodeConfig"],
             )),
         )
-        for pool in node_pools(spec):
-            self._node_pool(name, spec, location, pool, account.email, child)
-        self._external_firewall(name, args)
-        self.kubeconfig = secret(pulumi.Output.all(
-            self.cluster.name, self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate,
-        ).apply(lambda values: kubeconfig(*values)))
+        self.node_pools = [self._node_pool(name, spec, location, pool, account.email, child)
+                           for pool in node_pools(spec)]
+        self.endpoint = self.cluster.endpoint
+        self.dns_endpoint = self.cluster.control_plane_endpoints_config.apply(
+            lambda config: config.dns_endpoint_config.endpoint if config and config.dns_endpoint_config else "")
+        self.kubeconfig = secret(pulumi.Output.all(self.cluster.name, self.dns_endpoint).apply(
+            lambda values: kubeconfig(*values)))
         self.provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.kubeconfig,
             # Only a change of cluster identity replaces the provider (and everything on it);
             # rotated credentials or endpoints are updates.
             cluster_identifier=f"{spec.project}/{location}/{name}",
-            enable_server_side_apply=True, opts=child)
-        self.endpoint = self.cluster.endpoint
-        self.register_outputs({"endpoint": self.endpoint, "kubeconfig": self.kubeconfig})
+            enable_server_side_apply=True,
+            # Everything installed through this provider waits for nodes: the default pool is gone
+            # by the time the cluster is ready, and a Helm release waiting on a node-less cluster
+            # times out.
+            opts=child.merge(pulumi.ResourceOptions(depends_on=self.node_pools)))
+        self.register_outputs({"endpoint": self.endpoint, "dnsEndpoint": self.dns_endpoint,
+                               "kubeconfig": self.kubeconfig})
 
     def _node_pool(self, name: str, spec: schema.Cluster, location: str, pool: schema.NodePool,
-                   service_account: pulumi.Output[str], child: pulumi.ResourceOptions) -> None:
-        gcp.container.NodePool(
+                   service_account: pulumi.Output[str], child: pulumi.ResourceOptions) -> gcp.container.NodePool:
+        return gcp.container.NodePool(
             f"{name}-{pool.name}", name=pool.name, project=spec.project, location=location, cluster=self.cluster.name,
+            # Per zone; GKE needs a count at creation, the autoscaler owns it afterwards.
+            initial_node_count=max(pool.min_nodes, 1),
             autoscaling={"min_node_count": pool.min_nodes, "max_node_count": pool.max_nodes},
             management={"auto_repair": True, "auto_upgrade": True},
-            node_config={
+            node_config=cast(Any, {  # a dict reads like the API; the SDK's TypedDict rejects the taint list
                 "machine_type": pool.machine_type,
                 "spot": pool.spot,
+                # Preemptible capacity only for what asks for it: istiod and gateways never land here.
+                "taints": [SPOT_TAINT] if pool.spot else [],
                 "image_type": "COS_CONTAINERD",  # minimal, hardened node image
                 "service_account": service_account,
-                "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],  # IAM decides, not scopes
+                "oauth_scopes": NODE_SCOPES,
                 "workload_metadata_config": {"mode": "GKE_METADATA"},  # hide node credentials from pods
                 "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
                 "tags": [node_tag(name)],
                 "labels": {"fleet-mesh/pool": pool.name},
-            },
-            opts=child)
-
-    def _external_firewall(self, name: str, args: ClusterArgs) -> None:
-        """Other networks reach this cluster's external east-west gateway only from known egress."""
-        gcp.compute.Firewall(
-            f"{name}-eastwest-external", project=args.network_project, network=args.network,
-            direction="INGRESS", target_tags=[node_tag(name)], allows=[{"protocol": "tcp", "ports": ["15443"]}],
-            source_ranges=args.east_west_sources, opts=pulumi.ResourceOptions(parent=self))
+            }),
+            opts=child.merge(pulumi.ResourceOptions(
+                depends_on=[self.cluster, *self._apis.needed_by("gcp:container/nodePool:NodePool", spec.project)],
+                ignore_changes=["initialNodeCount"],  # the autoscaler's business after creation
+            )))
 
 
-def kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
-    """Exec-based credentials (gke-gcloud-auth-plugin): short-lived tokens, nothing long-lived in state."""
+def binary_authorization_policy(project: str, allowed_images: Sequence[str], apis: ProjectApis,
+                                opts: pulumi.ResourceOptions | None = None) -> gcp.binaryauthorization.Policy:
+    """The project's singleton policy that its clusters enforce.
+
+    Google's system images (GKE's own) are allowed by the global evaluation mode, Istio's by pattern;
+    everything else must match `mesh:allowedImages`. While that list is empty the default rule only
+    audits: enforcing it would block every team's workloads on the first deploy.
+    """
+    enforcement = "ENFORCED_BLOCK_AND_AUDIT_LOG" if allowed_images else "DRYRUN_AUDIT_LOG_ONLY"
+    patterns = ["docker.io/istio/*", "index.docker.io/istio/*", *allowed_images]
+    return gcp.binaryauthorization.Policy(
+        f"{project}-binary-authorization", project=project,
+        global_policy_evaluation_mode="ENABLE",
+        admission_whitelist_patterns=[{"name_pattern": p} for p in patterns],
+        default_admission_rule={"evaluation_mode": "ALWAYS_DENY", "enforcement_mode": enforcement},
+        opts=pulumi.ResourceOptions.merge(opts or pulumi.ResourceOptions(), pulumi.ResourceOptions(
+            depends_on=apis.needed_by("gcp:binaryauthorization/policy:Policy", project))))
+
+
+def kubeconfig(name: str, dns_endpoint: str) -> str:
+    """Exec-based credentials (gke-gcloud-auth-plugin) for the DNS endpoint: short-lived IAM tokens,
+    nothing long-lived in state, and no cluster CA (the DNS endpoint serves a publicly trusted one)."""
     return json.dumps({
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": f"https://{endpoint}",
-                                                 "certificate-authority-data": ca_certificate}}],
+        "clusters": [{"name": name, "cluster": {"server": f"https://{dns_endpoint}"}}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
         "current-context": name,
         "users": [{"name": name, "user": {"exec": {

@@ -2,8 +2,12 @@
 
 Each object becomes one resource named `<cluster>/<Kind>/<namespace>/<name>`, a stable identity, so
 an unrelated change never replaces it. Istio objects wait for the control plane (istiod's webhook
-validates them) and for their namespace. East-west addresses the manifest does not pin are written
-by the compiler as placeholders; here they are replaced by the addresses this stack reserved.
+validates them) and for their namespace (compiled here, or the control plane's own: istio-system and
+the ingress gateway's). Namespaces are never deleted by Pulumi: when a service moves away the
+Namespace leaves the stack, and deleting it would make Kubernetes delete every Deployment, Secret and
+PersistentVolumeClaim the team keeps there; `mesh diff` flags it instead, for a person to clean up.
+East-west addresses the manifest does not pin are written by the compiler as placeholders; here they
+are replaced by the addresses this stack reserved, or those its peer stacks export.
 """
 
 from __future__ import annotations
@@ -36,14 +40,16 @@ def substitute(value: Any, addresses: Mapping[str, pulumi.Input[str]]) -> Any:
 class MeshConfig(pulumi.ComponentResource):
     def __init__(self, cluster: str, objects: Sequence[Mapping[str, Any]],
                  addresses: Mapping[str, pulumi.Input[str]], after: Sequence[pulumi.Resource],
+                 namespaces: Mapping[str, pulumi.Resource] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("fleet-mesh:mesh:Config", f"{cluster}-mesh", None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        namespaces: dict[str, pulumi.Resource] = {}
+        namespaces = dict(namespaces or {})
         for obj in objects:
             if obj["kind"] == "Namespace":
                 namespaces[obj["metadata"]["name"]] = k8s.core.v1.Namespace(
-                    resource_name(cluster, obj), metadata=obj["metadata"], opts=child)
+                    resource_name(cluster, obj), metadata=obj["metadata"],
+                    opts=child.merge(pulumi.ResourceOptions(retain_on_delete=True)))
         for obj in objects:
             if obj["kind"] == "Namespace":
                 continue

@@ -1,24 +1,59 @@
-"""Network: one VPC of the fleet, its clusters' subnets, NAT, east-west addresses and internal firewall rules.
+"""Network: one VPC of the fleet, its clusters' subnets, NAT, reserved addresses and firewall rules.
 
-Which stack creates what, when a fleet runs as several stacks (shards): a cluster's subnet, addresses
-and firewall rules belong to the stack managing the cluster; the VPC itself, and the Cloud Router and
-NAT of a region, to the stack managing the first cluster (by name) on that VPC / in that region. Other
-stacks refer to the VPC by its self link, so no stack depends on another's state.
+The VPC, its subnets, routers, NAT and firewall rules live in the network's project (the Shared VPC
+host when clusters of other projects use it); a cluster's load-balancer addresses live in the
+cluster's own project, because GKE creates its load balancers' forwarding rules there and an
+address must be in the forwarding rule's project.
+
+Which stack creates what, when a fleet runs as several stacks (shards): a cluster's subnet, its
+Shared VPC subnet grants, addresses and firewall rules belong to the stack managing the cluster; the
+VPC itself, and the Cloud Router and NAT of a region, to the stack managing the first cluster (by
+name) on that VPC / in that region. Other stacks refer to the VPC by its id, a known string.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 
+from mesh.infra.node_pools import max_nodes
+from mesh.infra.projects import ProjectApis
+from mesh.infra.shared_vpc import subnet_grants
 from mesh.manifest import schema
+
+# Cloud NAT, sized for nodes that hold long-lived connections to a few east-west gateway IPs.
+# A NAT source port is needed per concurrent connection to the *same* destination IP:port, so what
+# counts is how many connections one node keeps open to one remote gateway: every sidecar on the
+# node (GKE allows 110 pods per node) keeps an HTTP/2 pool per worker thread (2 by default) to it,
+# about 220 connections, more under load. Dynamic allocation starts each VM at MIN and doubles up to
+# MAX when it needs more: 1024 covers the steady state with headroom, 16384 a burst to one gateway
+# without starving other VMs of the address's 64,512 ports.
+NAT_MIN_PORTS_PER_VM = 1024
+NAT_MAX_PORTS_PER_VM = 16384
+NAT_PORTS_PER_ADDRESS = 64512
 
 
 def node_tag(cluster: str) -> str:
     """Network tag on a cluster's nodes: what its firewall rules target."""
     return f"fleet-mesh-{cluster}"
+
+
+def network_id(spec: schema.Network, name: str) -> str:
+    return f"projects/{spec.project}/global/networks/{name}"
+
+
+def subnet_id(spec: schema.Network, cluster: schema.Cluster) -> str:
+    return f"projects/{spec.project}/regions/{cluster.region}/subnetworks/{cluster.name}"
+
+
+def nat_address_count(clusters: Sequence[schema.Cluster]) -> int:
+    """NAT addresses a region needs so every node can get its minimum port allocation at full scale."""
+    nodes = sum(max_nodes(c) for c in clusters)
+    return max(1, math.ceil(nodes * NAT_MIN_PORTS_PER_VM / NAT_PORTS_PER_ADDRESS))
 
 
 @dataclass(frozen=True)
@@ -29,6 +64,8 @@ class NetworkArgs:
     peers: list[schema.Cluster]  # every cluster on this VPC, this stack's or not
     owns_vpc: bool
     nat_regions: list[str]  # regions whose router and NAT this stack owns
+    ingress_clusters: frozenset[str]  # clusters that run an `ingress: true` service
+    apis: ProjectApis
 
 
 @dataclass
@@ -38,89 +75,135 @@ class EastWest:
 
 
 class FleetNetwork(pulumi.ComponentResource):
-    """One VPC: subnets, NAT, reserved east-west addresses and firewall rules for its clusters."""
+    """One VPC: subnets, NAT, reserved addresses and firewall rules for its clusters."""
 
     def __init__(self, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("fleet-mesh:network:Network", args.name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        self._args = args
         project = args.spec.project
+        self._compute = args.apis.needed_by("gcp:compute/network:Network", project)
+        child = pulumi.ResourceOptions(parent=self, depends_on=self._compute)
+        self.id = network_id(args.spec, args.name)
         if args.owns_vpc:
             # Custom-mode, global routing: subnets are explicit and regions reach each other internally.
             vpc = gcp.compute.Network(args.name, name=args.name, project=project, auto_create_subnetworks=False,
                                       routing_mode="GLOBAL", opts=child)
-            self.self_link: pulumi.Input[str] = vpc.self_link
-        else:
-            self.self_link = f"projects/{project}/global/networks/{args.name}"
+            child = pulumi.ResourceOptions(parent=self, depends_on=[*self._compute, vpc])
+        self._child = child
         self.subnets: dict[str, gcp.compute.Subnetwork] = {}
+        self.subnet_ids: dict[str, str] = {}
+        self.subnet_ready: dict[str, list[pulumi.Resource]] = {}
         self.east_west: dict[str, EastWest] = {}
-        nat_addresses = [self._nat(region, project, child) for region in args.nat_regions]
+        self.ingress: dict[str, pulumi.Output[str]] = {}
+        self.nat_addresses = [address for region in args.nat_regions for address in self._nat(region)]
         for cluster in args.clusters:
-            self._cluster(args, cluster, project, child)
-        for cluster in args.clusters:
-            self._firewalls(args, cluster, project, child)
-        self.nat_addresses = nat_addresses
-        self.register_outputs({"selfLink": self.self_link})
+            self._cluster(cluster)
+        self.register_outputs({"id": self.id})
 
-    def _nat(self, region: str, project: str, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    def _nat(self, region: str) -> list[pulumi.Output[str]]:
         """Private nodes reach the internet (image pulls, other clusters' external gateways) via NAT
-        on a reserved address, so peers can allow exactly that address."""
+        on reserved addresses, so peers can allow exactly those addresses."""
         name = f"{self._name}-{region}"
-        address = gcp.compute.Address(f"{name}-nat", project=project, region=region, address_type="EXTERNAL",
-                                      opts=child)
-        router = gcp.compute.Router(f"{name}-router", project=project, region=region, network=self.self_link,
-                                    opts=child)
+        project = self._args.spec.project
+        in_region = [c for c in self._args.peers if c.region == region]
+        addresses = [
+            gcp.compute.Address(f"{name}-nat" if i == 0 else f"{name}-nat-{i}", project=project, region=region,
+                                address_type="EXTERNAL", opts=self._child)
+            for i in range(nat_address_count(in_region))
+        ]
+        router = gcp.compute.Router(f"{name}-router", project=project, region=region, network=self.id,
+                                    opts=self._child)
         gcp.compute.RouterNat(
             f"{name}-nat", project=project, region=region, router=router.name,
-            nat_ip_allocate_option="MANUAL_ONLY", nat_ips=[address.self_link],
+            nat_ip_allocate_option="MANUAL_ONLY", nat_ips=[a.self_link for a in addresses],
             source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
-            log_config={"enable": True, "filter": "ERRORS_ONLY"}, opts=child,
+            enable_dynamic_port_allocation=True,
+            # Required off with dynamic allocation; it would also pin one port per destination forever.
+            enable_endpoint_independent_mapping=False,
+            min_ports_per_vm=NAT_MIN_PORTS_PER_VM, max_ports_per_vm=NAT_MAX_PORTS_PER_VM,
+            log_config={"enable": True, "filter": "ERRORS_ONLY"},  # port exhaustion shows; normal flows don't
+            opts=self._child,
         )
-        return address.address
+        return [a.address for a in addresses]
 
-    def _cluster(self, args: NetworkArgs, cluster: schema.Cluster, project: str,
-                 child: pulumi.ResourceOptions) -> None:
+    def _cluster(self, cluster: schema.Cluster) -> None:
         ranges = cluster.ip_ranges
         assert ranges is not None  # checked by the program before any resource
+        host = self._args.spec.project
         subnet = gcp.compute.Subnetwork(
-            f"{cluster.name}-subnet", name=cluster.name, project=project, region=cluster.region,
-            network=self.self_link, ip_cidr_range=ranges.nodes,
+            f"{cluster.name}-subnet", name=cluster.name, project=host, region=cluster.region,
+            network=self.id, ip_cidr_range=ranges.nodes,
             secondary_ip_ranges=[
                 {"range_name": f"{cluster.name}-pods", "ip_cidr_range": ranges.pods},
                 {"range_name": f"{cluster.name}-services", "ip_cidr_range": ranges.services},
             ],
             private_ip_google_access=True,  # private nodes reach Google APIs without NAT
-            opts=child,
+            opts=self._child,
         )
         self.subnets[cluster.name] = subnet
-        pinned = cluster.east_west or schema.EastWestAddresses()
-        external = gcp.compute.Address(
-            f"{cluster.name}-eastwest-external", name=f"{cluster.name}-eastwest", project=cluster.project,
-            region=cluster.region, address_type="EXTERNAL", address=pinned.external, opts=child)
-        internal = None
-        if sum(1 for peer in args.peers if peer.network == cluster.network) > 1:
-            # Same-VPC peers dial the internal address: their traffic never leaves the VPC.
-            internal = gcp.compute.Address(
-                f"{cluster.name}-eastwest-internal", name=f"{cluster.name}-eastwest-internal",
-                project=project, region=cluster.region, address_type="INTERNAL", subnetwork=subnet.id,
-                address=pinned.internal, opts=child).address
-        self.east_west[cluster.name] = EastWest(external.address, internal)
+        self.subnet_ids[cluster.name] = subnet_id(self._args.spec, cluster)
+        ready: list[pulumi.Resource] = [subnet]
+        if cluster.project != host:
+            ready += subnet_grants(cluster, host, subnet, self._args.apis, self)
+        self.subnet_ready[cluster.name] = ready
+        self.east_west[cluster.name] = EastWest(self._external(cluster, "eastwest"), self._internal(cluster, ready))
+        if cluster.name in self._args.ingress_clusters:
+            self.ingress[cluster.name] = self._external(cluster, "ingress")
 
-    def _firewalls(self, args: NetworkArgs, cluster: schema.Cluster, project: str,
-                   child: pulumi.ResourceOptions) -> None:
-        ranges = cluster.ip_ranges
-        assert ranges is not None
-        target = [node_tag(cluster.name)]
-        # GKE's own master rule allows 443/10250 only; istiod's webhook listens on 15017.
+    def _external(self, cluster: schema.Cluster, purpose: str) -> pulumi.Output[str]:
+        """An external address GCP allocates (GCP reserves only addresses it hands out or you bring),
+        or, where the fleet file pins one, that existing reservation, looked up and checked."""
+        name = f"{cluster.name}-{purpose}"
+        depends = pulumi.ResourceOptions(
+            parent=self, depends_on=self._args.apis.needed_by("gcp:compute/address:Address", cluster.project))
+        pinned = cluster.east_west.external if purpose == "eastwest" and cluster.east_west else None
+        if pinned is None:
+            return gcp.compute.Address(name, name=name, project=cluster.project, region=cluster.region,
+                                       address_type="EXTERNAL", network_tier="PREMIUM", opts=depends).address
+        found = gcp.compute.get_address_output(name=name, project=cluster.project, region=cluster.region)
+
+        def checked(address: str) -> str:
+            if address != pinned:
+                raise ValueError(f"fleet file pins {cluster.name}'s external east-west address {pinned}, but the "
+                                 f"reservation {cluster.project}/{cluster.region}/{name} holds {address}")
+            return address
+
+        return found.address.apply(checked)
+
+    def _internal(self, cluster: schema.Cluster, subnet_ready: list[pulumi.Resource]) -> pulumi.Output[str] | None:
+        """Same-VPC peers dial the internal load balancer: their traffic never leaves the VPC."""
+        if sum(1 for peer in self._args.peers if peer.network == cluster.network) < 2:
+            return None
+        name = f"{cluster.name}-eastwest-internal"
+        pinned = cluster.east_west.internal if cluster.east_west else None
+        # In the cluster's project (where GKE puts the internal forwarding rule), on the host's subnet.
+        # GCE_ENDPOINT is the purpose for an address used by one forwarding rule, which is what GKE
+        # creates for a LoadBalancer Service; SHARED_LOADBALANCER_VIP is only for several rules on one IP.
+        return gcp.compute.Address(
+            name, name=name, project=cluster.project, region=cluster.region, address_type="INTERNAL",
+            purpose="GCE_ENDPOINT", subnetwork=self.subnet_ids[cluster.name], address=pinned,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[
+                *subnet_ready, *self._args.apis.needed_by("gcp:compute/address:Address", cluster.project)]),
+        ).address
+
+    def firewalls(self, east_west_sources: pulumi.Input[Sequence[str]], ingress_sources: Sequence[str]) -> None:
+        """The rules of this stack's clusters. Declared once every network exists, because the
+        external east-west rule admits every NAT address of the fleet."""
+        for cluster in self._args.clusters:
+            ranges = cluster.ip_ranges
+            assert ranges is not None
+            target = [node_tag(cluster.name)]
+            self._rule(f"{cluster.name}-istio-webhook", target, "15017", [ranges.control_plane])
+            peers = [p for p in self._args.peers if p.name != cluster.name and p.ip_ranges is not None]
+            if peers:
+                self._rule(f"{cluster.name}-eastwest-internal", target, "15443",
+                           sorted(r for p in peers for r in (p.ip_ranges.nodes, p.ip_ranges.pods)))  # type: ignore[union-attr]
+            self._rule(f"{cluster.name}-eastwest-external", target, "15443", east_west_sources)
+            if cluster.name in self._args.ingress_clusters:
+                self._rule(f"{cluster.name}-ingress", target, "443", list(ingress_sources))
+
+    def _rule(self, name: str, target: list[str], port: str, sources: pulumi.Input[Sequence[str]]) -> None:
+        # The webhook rule exists because GKE's own control-plane rule allows only 443 and 10250.
         gcp.compute.Firewall(
-            f"{cluster.name}-istio-webhook", project=project, network=self.self_link, direction="INGRESS",
-            source_ranges=[ranges.control_plane], target_tags=target,
-            allows=[{"protocol": "tcp", "ports": ["15017"]}], opts=child)
-        peers = [p for p in args.peers if p.name != cluster.name and p.ip_ranges is not None]
-        if peers:
-            gcp.compute.Firewall(
-                f"{cluster.name}-eastwest-internal", project=project, network=self.self_link,
-                direction="INGRESS", target_tags=target, allows=[{"protocol": "tcp", "ports": ["15443"]}],
-                source_ranges=sorted(r for p in peers for r in (p.ip_ranges.nodes, p.ip_ranges.pods)),  # type: ignore[union-attr]
-                opts=child)
-        # The external east-west rule needs every NAT address of the stack, so it is declared with
-        # the cluster's gateway (gke.py), once all networks exist.
+            name, project=self._args.spec.project, network=self.id, direction="INGRESS", target_tags=target,
+            allows=[{"protocol": "tcp", "ports": [port]}], source_ranges=sources, opts=self._child)

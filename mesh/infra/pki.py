@@ -46,7 +46,9 @@ class MeshPki(pulumi.ComponentResource):
         super().__init__("fleet-mesh:pki:MeshPki", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         if root is None:
-            key = tls.PrivateKey(f"{name}-root-key", algorithm="ECDSA", ecdsa_curve="P384", opts=child)
+            # Protected: replacing the root re-keys the whole mesh (every workload certificate chains to it).
+            key = tls.PrivateKey(f"{name}-root-key", algorithm="ECDSA", ecdsa_curve="P384",
+                                 opts=child.merge(pulumi.ResourceOptions(protect=True)))
             certificate = tls.SelfSignedCert(
                 f"{name}-root", private_key_pem=key.private_key_pem, is_ca_certificate=True,
                 subject={"common_name": f"{trust_domain} root CA", "organization": trust_domain},
@@ -64,7 +66,9 @@ class MeshPki(pulumi.ComponentResource):
     @staticmethod
     def _intermediate(name: str, cluster: str, trust_domain: str, root_cert: pulumi.Output[str],
                       root_key: pulumi.Output[str], child: pulumi.ResourceOptions) -> ClusterCa:
-        key = tls.PrivateKey(f"{name}-{cluster}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        # Protected: a new intermediate key re-issues every certificate of the cluster's workloads.
+        key = tls.PrivateKey(f"{name}-{cluster}-key", algorithm="ECDSA", ecdsa_curve="P256",
+                             opts=child.merge(pulumi.ResourceOptions(protect=True)))
         request = tls.CertRequest(
             f"{name}-{cluster}-csr", private_key_pem=key.private_key_pem,
             subject={"common_name": f"{cluster} intermediate CA", "organization": trust_domain}, opts=child)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from mesh.manifest.schema import Cidr, Strict
 
@@ -17,11 +17,20 @@ class AuthorizedNetwork(Strict):
     display_name: str = Field(description="Shown in the GKE console.")
 
 
+IstioVersion = Annotated[str, Field(pattern=r"^1\.[0-9]+\.[0-9]+$")]
+StackName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+
+
 class StackConfig(Strict):
     """Every `mesh:` key. Secrets (the provided root CA key) are read separately, as secrets."""
 
     manifest: str = Field(default="stacks/prod", description="The manifest folder or file.")
-    istio_version: str = Field(pattern=r"^1\.[0-9]+\.[0-9]+$", description="Pinned Istio chart version.")
+    istio_version: IstioVersion = Field(
+        description="Pinned Istio version whose revision namespaces and gateways use.")
+    istio_revisions: list[IstioVersion] | None = Field(
+        default=None, min_length=1, max_length=2,
+        description="Every istiod installed, one revision each (default: istioVersion only). Two during a "
+                    "canary upgrade: install the new one beside, move istioVersion, then drop the old one.")
     chart_repository: str = Field(default=DEFAULT_CHART_REPOSITORY, pattern=r"^(https|oci)://",
                                   description="Istio Helm charts (1.31+ are not on the old GCS repo).")
     clusters: list[str] | None = Field(
@@ -34,6 +43,37 @@ class StackConfig(Strict):
         description="Extra ranges allowed to reach external east-west gateways (other shards' NAT).")
     root_ca_certificate: str | None = Field(
         default=None, description="PEM of an existing (offline) root CA; with mesh:rootCaKey (secret).")
+    ingress_source_ranges: list[Cidr] = Field(
+        default_factory=list,
+        description="Who may reach the ingress gateways' load balancers (e.g. your CDN's egress ranges); "
+                    "required when a cluster runs an `ingress: true` service.")
+    peer_stacks: list[StackName] = Field(
+        default_factory=list,
+        description="The other shards of the fleet (`org/project/stack`): their outputs give the east-west and "
+                    "NAT addresses of the clusters they manage.")
+    allowed_images: list[str] = Field(
+        default_factory=list,
+        description="Binary Authorization name patterns of your teams' images (e.g. "
+                    "`us-docker.pkg.dev/acme-images/**`); Istio's and Google's are always allowed. While empty, "
+                    "the policy only audits.")
+
+    @model_validator(mode="after")
+    def _version_is_installed(self) -> StackConfig:
+        if self.istio_revisions is not None:
+            if self.istio_version not in self.istio_revisions:
+                raise ValueError(f"istioVersion {self.istio_version} must be one of istioRevisions "
+                                 f"({', '.join(self.istio_revisions)}): namespaces and gateways use it")
+            if len(set(self.istio_revisions)) != len(self.istio_revisions):
+                raise ValueError("istioRevisions lists a version twice")
+        return self
+
+    @property
+    def installed_versions(self) -> tuple[str, ...]:
+        return tuple(sorted(self.istio_revisions or [self.istio_version], key=_version_key))
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 class StackConfigError(Exception):

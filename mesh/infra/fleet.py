@@ -1,0 +1,157 @@
+"""Declare a plan: every component of this stack, wired in the order the cloud needs them.
+
+APIs first; then Shared VPC hosts and attachments and each project's Binary Authorization policy;
+networks (subnets, grants, NAT, addresses); firewall rules once every NAT address is known; then per
+cluster: GKE (after its subnet, grants, attachment and policy), its Istio control plane, its mesh
+config. Other shards' addresses come from their stack outputs (`mesh:peerStacks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pulumi
+
+from mesh.infra.control_plane import ChartSource, ControlPlaneArgs, IngressArgs, IstioControlPlane, revision_label
+from mesh.infra.gke import ClusterArgs, GkeCluster, binary_authorization_policy, location_of
+from mesh.infra.mesh_config import MeshConfig
+from mesh.infra.network import FleetNetwork, NetworkArgs
+from mesh.infra.pki import MeshPki, ProvidedRoot
+from mesh.infra.plan import Plan
+from mesh.infra.projects import ProjectApis
+from mesh.infra.shared_vpc import SharedVpc, host_of
+from mesh.model import World, address_placeholder
+from mesh.outputs import SCHEMA_VERSION
+from mesh.render import unresolved_addresses
+
+
+def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
+    world, config = plan.world, plan.config
+    fleet = world.fleet
+    apis = ProjectApis("apis", plan.apis)
+    shared_vpc = SharedVpc(plan.shared_vpc, apis)
+    policies = {project: binary_authorization_policy(project, config.allowed_images, apis)
+                for project in plan.binary_authorization}
+    root = ProvidedRoot(config.root_ca_certificate, root_key) if config.root_ca_certificate and root_key else None
+    pki = MeshPki("mesh-pki", fleet.trust_domain, list(plan.clusters), root)
+    networks = _networks(plan, apis)
+    peers = _peer_outputs(plan)
+    nat = [address for network in networks.values() for address in network.nat_addresses]
+    sources = pulumi.Output.all(peers["nat"], *nat).apply(
+        lambda values: sorted({*config.east_west_source_ranges, *(f"{ip}/32" for ip in [*values[0], *values[1:]])}))
+    for network in networks.values():
+        network.firewalls(sources, config.ingress_source_ranges)
+    addresses = _addresses(plan, networks, peers["clusters"])
+    exported: dict[str, Any] = {}
+    kubeconfigs: dict[str, pulumi.Output[str]] = {}
+    for name in plan.clusters:
+        spec = world.clusters[name]
+        network = networks[spec.network]
+        host = host_of(fleet, spec)
+        gke = GkeCluster(name, ClusterArgs(
+            spec=spec, network=network.id, subnetwork=network.subnet_ids[name],
+            release_channel=config.release_channel, authorized_networks=config.master_authorized_networks,
+            apis=apis, after=[*network.subnet_ready[name], *shared_vpc.ready.get((host or "", spec.project), []),
+                              *([policies[spec.project]] if spec.project in policies else [])]))
+        east_west = network.east_west[name]
+        control_plane = IstioControlPlane(name, ControlPlaneArgs(
+            cluster=name, network=world.istio_network(name), mesh_id=fleet.mesh_id, trust_domain=fleet.trust_domain,
+            versions=config.installed_versions, version=config.istio_version,
+            charts=ChartSource(config.chart_repository), ca=pki.clusters[name],
+            size=spec.size or "medium", zonal=len(spec.zones) == 1,
+            external_address=east_west.external, east_west_sources=sources,
+            internal_address=east_west.internal, internal_sources=_internal_sources(world, name),
+            ingress=IngressArgs(fleet.ingress_gateway.namespace, fleet.ingress_gateway.service_account,
+                                network.ingress[name], config.ingress_source_ranges)
+            if name in plan.ingress_clusters else None,
+        ), opts=pulumi.ResourceOptions(providers=[gke.provider]))
+        MeshConfig(name, plan.compiled[name], addresses, after=control_plane.ready,
+                   namespaces=getattr(control_plane, "namespaces", {}),
+                   opts=pulumi.ResourceOptions(providers=[gke.provider]))
+        kubeconfigs[name] = gke.kubeconfig
+        exported[name] = {
+            "name": name, "project": spec.project, "region": spec.region, "location": location_of(spec),
+            "network": spec.network, "istioNetwork": world.istio_network(name), "tier": spec.tier,
+            "endpoint": gke.endpoint, "dnsEndpoint": gke.dns_endpoint,
+            "eastWest": {"external": east_west.external, "internal": east_west.internal},
+            "ingress": network.ingress.get(name),
+            "istioVersion": config.istio_version, "istioRevision": plan.revision,
+            "istioRevisions": [revision_label(v) for v in config.installed_versions], "managed": True,
+        }
+    pulumi.export("schemaVersion", SCHEMA_VERSION)
+    pulumi.export("clusters", exported)
+    pulumi.export("services", _services(world))
+    pulumi.export("natAddresses", pulumi.Output.all(*nat).apply(sorted))
+    pulumi.export("rootCaCertificate", pki.root_certificate)
+    pulumi.export("kubeconfigs", pulumi.Output.secret(kubeconfigs))
+
+
+def _networks(plan: Plan, apis: ProjectApis) -> dict[str, FleetNetwork]:
+    """One component per VPC this stack touches; VPC and NAT owned by the first cluster's stack."""
+    world = plan.world
+    managed = set(plan.clusters)
+    out = {}
+    for name in sorted({world.clusters[c].network for c in plan.clusters}):
+        peers = [c for c in world.clusters.values() if c.network == name]  # sorted by name
+        out[name] = FleetNetwork(NetworkArgs(
+            name=name, spec=world.fleet.networks[name], clusters=[c for c in peers if c.name in managed],
+            peers=peers, owns_vpc=peers[0].name in managed, nat_regions=list(plan.nat_regions[name]),
+            ingress_clusters=plan.ingress_clusters, apis=apis))
+    return out
+
+
+def _internal_sources(world: World, cluster: str) -> list[str]:
+    """Who may dial a cluster's internal east-west load balancer: the nodes and pods of its VPC peers."""
+    network = world.clusters[cluster].network
+    return sorted(r for peer in world.clusters.values() if peer.network == network and peer.name != cluster
+                  and peer.ip_ranges is not None for r in (peer.ip_ranges.nodes, peer.ip_ranges.pods))
+
+
+def _peer_outputs(plan: Plan) -> dict[str, pulumi.Output[Any]]:
+    """The other shards' clusters (by name) and NAT addresses, from their stack outputs."""
+    references = [pulumi.StackReference(stack) for stack in plan.config.peer_stacks]
+    clusters = pulumi.Output.all(*[r.get_output("clusters") for r in references]).apply(
+        lambda values: {name: c for value in values for name, c in (value or {}).items() if c.get("managed")})
+    nat = pulumi.Output.all(*[r.get_output("natAddresses") for r in references]).apply(
+        lambda values: sorted({ip for value in values for ip in (value or [])}))
+    return {"clusters": clusters, "nat": nat}
+
+
+def _addresses(plan: Plan, networks: Mapping[str, FleetNetwork],
+               peer_clusters: pulumi.Output[Any]) -> dict[str, pulumi.Input[str]]:
+    """Every east-west placeholder the compiled objects may hold, and the address behind it."""
+    addresses: dict[str, pulumi.Input[str]] = {}
+    for name in plan.clusters:
+        east_west = networks[plan.world.clusters[name].network].east_west[name]
+        addresses[address_placeholder(name, "external")] = east_west.external
+        if east_west.internal is not None:
+            addresses[address_placeholder(name, "internal")] = east_west.internal
+    for placeholder in unresolved_addresses(plan.compiled):
+        if placeholder not in addresses:  # a cluster another shard manages
+            addresses[placeholder] = peer_clusters.apply(_peer_lookup(plan, placeholder))
+    return addresses
+
+
+def _peer_lookup(plan: Plan, placeholder: str) -> Callable[[Mapping[str, Any]], str]:
+    name, kind = placeholder.split(".")[:2]
+    return lambda clusters: _peer_address(plan, clusters, name, kind)
+
+
+def _peer_address(plan: Plan, clusters: Mapping[str, Any], name: str, kind: str) -> str:
+    address = ((clusters.get(name) or {}).get("eastWest") or {}).get(kind)
+    if not address:
+        raise ValueError(f"no stack in mesh:peerStacks ({', '.join(plan.config.peer_stacks) or 'none'}) exports "
+                         f"the {kind} east-west address of {name}, which clusters of this stack call")
+    return str(address)
+
+
+def _services(world: World) -> dict[str, Any]:
+    return {
+        s.name: {
+            "host": s.host, "namespace": s.namespace,
+            "ports": [{"name": p.name, "number": p.number, "protocol": p.protocol} for p in s.ports],
+            "clusters": list(world.clusters_of(s.name)),
+        }
+        for s in world.services.values()
+    }

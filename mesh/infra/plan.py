@@ -1,0 +1,134 @@
+"""The plan of one stack, decided before anything is registered (pure: no Pulumi calls).
+
+`prepare` reads the stack configuration and the manifest, compiles the whole fleet and checks that
+this stack (all clusters, or a shard of them) can be deployed: every rule the cloud would enforce
+later and that can be known now is a `PlanError` here, before a single resource exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mesh.compile import CompileOptions, compile_fleet
+from mesh.infra.apis import CLUSTER_PROJECT_APIS, NETWORK_PROJECT_APIS
+from mesh.infra.control_plane import revision_label
+from mesh.infra.shared_vpc import SharedVpcPlan, plan_shared_vpc
+from mesh.infra.stack_config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
+from mesh.manifest import load
+from mesh.model import World, address_placeholder
+from mesh.render import unresolved_addresses
+from mesh.verify import verify
+
+
+class PlanError(Exception):
+    """This stack cannot be deployed as configured; the message says why and what to change."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: StackConfig
+    world: World
+    clusters: tuple[str, ...]  # managed by this stack
+    compiled: Mapping[str, list[dict[str, Any]]]
+    shared_vpc: SharedVpcPlan
+    apis: Mapping[str, tuple[str, ...]]  # project -> APIs this stack enables there
+    ingress_clusters: frozenset[str]  # managed clusters running an `ingress: true` service
+    binary_authorization: tuple[str, ...]  # projects whose singleton policy this stack declares
+    nat_regions: Mapping[str, tuple[str, ...]]  # network -> regions whose NAT this stack owns
+
+    @property
+    def sharded(self) -> bool:
+        return len(self.clusters) < len(self.world.clusters)
+
+    @property
+    def revision(self) -> str:
+        return revision_label(self.config.istio_version)
+
+
+def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
+    config = parse_stack_config(dict(values))
+    world = load(config.manifest).world
+    clusters = tuple(config.clusters or world.clusters)
+    _check_clusters(config, world, clusters, has_root_key)
+    compiled = compile_fleet(world, CompileOptions(revision=revision_label(config.istio_version)))
+    problems = verify(world, compiled)
+    if problems:
+        raise PlanError("compiled output fails its own checks (a fleet-mesh bug):\n  " + "\n  ".join(problems))
+    _check_addresses_resolvable(config, compiled, clusters)
+    managed = set(clusters)
+    ingress = frozenset(c for s in world.services.values() if s.ingress for c in world.clusters_of(s.name)
+                        if c in managed)
+    if ingress and not config.ingress_source_ranges:
+        raise PlanError(f"{', '.join(sorted(ingress))} run ingress: true services, so they get an ingress gateway "
+                        f"whose load balancer needs {CONFIG_NAMESPACE}:ingressSourceRanges (e.g. your CDN's egress "
+                        "ranges): an empty list would leave it open to every address")
+    nat_regions = _nat_regions(world, managed)
+    if not (config.east_west_source_ranges or config.peer_stacks or any(nat_regions.values())):
+        raise PlanError(f"nothing may reach this stack's external east-west gateways: it owns no NAT, and neither "
+                        f"{CONFIG_NAMESPACE}:eastWestSourceRanges nor {CONFIG_NAMESPACE}:peerStacks is set "
+                        "(an empty source list would open the load balancer to every address)")
+    return Plan(config, world, clusters, {c: compiled[c] for c in clusters}, plan_shared_vpc(world.fleet, clusters),
+                _apis(world, clusters), ingress, _binary_authorization_owners(world, managed), nat_regions)
+
+
+def _check_clusters(config: StackConfig, world: World, clusters: tuple[str, ...], has_root_key: bool) -> None:
+    unknown = sorted(set(clusters) - set(world.clusters))
+    if unknown:
+        raise PlanError(f"{CONFIG_NAMESPACE}:clusters names unknown clusters: {', '.join(unknown)}")
+    missing = [c for c in clusters if world.clusters[c].ip_ranges is None]
+    if missing:
+        raise PlanError(f"clusters without ipRanges in the manifest (needed for their subnets): {', '.join(missing)}")
+    if (config.root_ca_certificate is None) != (not has_root_key):
+        raise PlanError(f"set both {CONFIG_NAMESPACE}:rootCaCertificate and the secret {CONFIG_NAMESPACE}:rootCaKey, "
+                        "or neither (a root is then generated)")
+    if len(clusters) < len(world.clusters) and config.root_ca_certificate is None:
+        raise PlanError("a stack managing a subset of clusters needs the fleet's shared root CA as "
+                        f"{CONFIG_NAMESPACE}:rootCaCertificate and {CONFIG_NAMESPACE}:rootCaKey: "
+                        "each stack generating its own would break mTLS between them")
+
+
+def _check_addresses_resolvable(config: StackConfig, compiled: Mapping[str, list[dict[str, Any]]],
+                                clusters: tuple[str, ...]) -> None:
+    """Unpinned addresses are reserved by the stack managing that cluster: others read them from
+    that stack's outputs (`mesh:peerStacks`), or cannot know them."""
+    if config.peer_stacks:
+        return  # a cluster no peer exports fails at preview, naming the cluster (fleet.py)
+    reserved = {address_placeholder(c, kind) for c in clusters for kind in ("internal", "external")}
+    needed = set(unresolved_addresses({c: compiled[c] for c in clusters}))
+    foreign = sorted(needed - reserved)
+    if foreign:
+        owners = sorted({a.split(".")[0] for a in foreign})
+        raise PlanError(f"clusters managed by other stacks are called from here but pin no east-west address: "
+                        f"{', '.join(owners)}; list the stacks that manage them in {CONFIG_NAMESPACE}:peerStacks "
+                        "(their outputs give the addresses), or pin eastWest addresses in the fleet file")
+
+
+def _apis(world: World, clusters: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    wanted: dict[str, set[str]] = {}
+    for name in clusters:
+        spec = world.clusters[name]
+        wanted.setdefault(spec.project, set()).update(CLUSTER_PROJECT_APIS)
+        wanted.setdefault(world.fleet.networks[spec.network].project, set()).update(NETWORK_PROJECT_APIS)
+    return {project: tuple(sorted(apis)) for project, apis in sorted(wanted.items())}
+
+
+def _binary_authorization_owners(world: World, managed: set[str]) -> tuple[str, ...]:
+    """A project's singleton policy belongs to the stack managing its first cluster (by name)."""
+    first: dict[str, str] = {}
+    for name, spec in world.clusters.items():  # sorted by name
+        first.setdefault(spec.project, name)
+    return tuple(sorted(project for project, cluster in first.items() if cluster in managed))
+
+
+def _nat_regions(world: World, managed: set[str]) -> dict[str, tuple[str, ...]]:
+    """A region's router and NAT on a VPC belong to the stack managing its first cluster there."""
+    out: dict[str, tuple[str, ...]] = {}
+    for network in sorted({world.clusters[c].network for c in managed}):
+        first: dict[str, str] = {}
+        for peer in world.clusters.values():
+            if peer.network == network:
+                first.setdefault(peer.region, peer.name)
+        out[network] = tuple(sorted(region for region, cluster in first.items() if cluster in managed))
+    return out
