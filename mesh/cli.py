@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     preview_cmd.add_argument("--snapshot", type=Path, metavar="FILE",
                              help="also write the normalized desired state (JSON) to FILE")
     preview_cmd.add_argument("--no-tree", action="store_true", help="print only the summary")
+    preview_cmd.add_argument("--no-policy", action="store_true",
+                             help="skip the policy pack (the cloud's apply-time rules, policy/)")
     preview_cmd.add_argument("--project-dir", type=Path, default=Path("."), help=argparse.SUPPRESS)
     preview_cmd.set_defaults(run=_preview)
 
@@ -177,7 +179,16 @@ def _preview(args: argparse.Namespace) -> int:
         args.snapshot.parent.mkdir(parents=True, exist_ok=True)
         args.snapshot.write_text(preview.snapshot(result))
         print(f"\nwrote {args.snapshot}")
-    return 0
+    if args.no_policy:
+        return 0
+    from mesh import policy
+
+    violations = policy.check(result.registrations)  # what `pulumi preview --policy-pack policy` would report
+    if not violations:
+        print(f"\npolicy pack: {len(policy.RULES)} rules, no violations")
+        return 0
+    print(policy.format_violations(violations), file=sys.stderr)
+    return 1 if any(v.mandatory for v in violations) else 0
 
 
 def _diff(args: argparse.Namespace) -> int:

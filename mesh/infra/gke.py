@@ -128,7 +128,10 @@ class GkeCluster(pulumi.ComponentResource):
             resource_labels={"managed-by": "fleet-mesh", "fleet-mesh-tier": spec.tier},
             opts=child.merge(pulumi.ResourceOptions(
                 protect=True,
-                depends_on=[*apis.needed_by("gcp:container/cluster:Cluster", spec.project), *args.after, *grants],
+                # Binary Authorization evaluates this cluster's pods: its API must be on first.
+                depends_on=[*apis.needed_by("gcp:container/cluster:Cluster", spec.project),
+                            *apis.needed_by("gcp:binaryauthorization/policy:Policy", spec.project),
+                            *args.after, *grants],
                 # GKE mutates these after creation (the default pool is removed); diffs would be noise.
                 ignore_changes=["nodePools", "initialNodeCount", "nodeConfig"],
             )),
