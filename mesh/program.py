@@ -19,7 +19,7 @@ from mesh.infra.stack_config import CONFIG_NAMESPACE, StackConfigError
 __all__ = ["Plan", "PlanError", "prepare", "read_config", "run"]
 
 LIST_KEYS = ("clusters", "masterAuthorizedNetworks", "eastWestSourceRanges", "istioRevisions",
-             "ingressSourceRanges", "peerStacks", "allowedImages")
+             "ingressSourceRanges", "peerStacks", "allowedImages", "decommission")
 STRING_KEYS = ("manifest", "istioVersion", "chartRepository", "releaseChannel", "rootCaCertificate")
 
 

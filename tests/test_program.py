@@ -434,3 +434,22 @@ def test_a_canary_revision_is_installed_beside_the_serving_one(tmp_path: Path) -
     assert outputs["istioRevision"] == "1-31-1" and outputs["istioRevisions"] == ["1-31-1", "1-32-0"]
     with pytest.raises(pulumi.RunError, match=r"istioVersion 1\.31\.1 must be one of istioRevisions"):
         preview.run(_project(tmp_path, {"mesh:istioRevisions": ["1.32.0"]}), "test")
+
+
+def test_a_cluster_is_decommissioned_in_two_changes(tmp_path: Path) -> None:
+    from mesh import policy
+
+    with pytest.raises(pulumi.RunError, match="decommission: edge-usw1-a still runs api-gateway, web-frontend"):
+        preview.run(_project(tmp_path, {"mesh:decommission": ["edge-usw1-a"]}), "test")
+    manifest = tmp_path / "stack"
+    shutil.copytree(ROOT / "stacks/prod", manifest)
+    locations = manifest / "locations.yaml"
+    locations.write_text(locations.read_text().replace("[edge-use1-a, edge-usw1-a, edge-euw1-a]",
+                                                       "[edge-use1-a, edge-euw1-a]"))
+    (tmp_path / "project").mkdir()
+    project = _project(tmp_path / "project", {"mesh:manifest": str(manifest), "mesh:decommission": ["edge-usw1-a"]})
+    result = preview.run(project, "test")
+    clusters = {r.name: r for r in of_type(result, "gcp:container/cluster:Cluster")}
+    assert not clusters["edge-usw1-a"].protect and clusters["edge-usw1-a"].inputs["deletionProtection"] is False
+    assert all(c.protect and c.inputs["deletionProtection"] for n, c in clusters.items() if n != "edge-usw1-a")
+    assert policy.check(result.registrations) == []  # the pack knows a decommissioned cluster by its label

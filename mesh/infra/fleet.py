@@ -53,7 +53,8 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
             spec=spec, network=network.id, subnetwork=network.subnet_ids[name],
             release_channel=config.release_channel, authorized_networks=config.master_authorized_networks,
             apis=apis, after=[*network.subnet_ready[name], *shared_vpc.ready.get((host or "", spec.project), []),
-                              *([policies[spec.project]] if spec.project in policies else [])]))
+                              *([policies[spec.project]] if spec.project in policies else [])],
+            decommissioned=name in config.decommission))
         east_west = network.east_west[name]
         control_plane = IstioControlPlane(name, ControlPlaneArgs(
             cluster=name, network=world.istio_network(name), mesh_id=fleet.mesh_id, trust_domain=fleet.trust_domain,

@@ -52,6 +52,7 @@ class ClusterArgs:
     # What must exist before the cluster: its subnet and Shared VPC grants, its project's
     # attachment, the Binary Authorization policy it enforces.
     after: Sequence[pulumi.Resource]
+    decommissioned: bool = False  # deletion protection lifted, so the next change can delete it
 
 
 def location_of(spec: schema.Cluster) -> str:
@@ -124,10 +125,12 @@ class GkeCluster(pulumi.ComponentResource):
             # both its tiers were withdrawn (standard 2025-07-31, advanced 2026-06-16; GKE "posture
             # management deprecations"): image scanning belongs to Artifact Analysis.
             security_posture_config={"mode": "BASIC", "vulnerability_mode": "VULNERABILITY_DISABLED"},
-            deletion_protection=True,  # destructive: set false in its own change before deleting
-            resource_labels={"managed-by": "fleet-mesh", "fleet-mesh-tier": spec.tier},
+            # Destructive to lift: only through mesh:decommission, in its own change before the deletion.
+            deletion_protection=not args.decommissioned,
+            resource_labels={"managed-by": "fleet-mesh", "fleet-mesh-tier": spec.tier,
+                             **({"fleet-mesh-decommission": "true"} if args.decommissioned else {})},
             opts=child.merge(pulumi.ResourceOptions(
-                protect=True,
+                protect=not args.decommissioned,
                 # Binary Authorization evaluates this cluster's pods: its API must be on first.
                 depends_on=[*apis.needed_by("gcp:container/cluster:Cluster", spec.project),
                             *apis.needed_by("gcp:binaryauthorization/policy:Policy", spec.project),

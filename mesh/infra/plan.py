@@ -83,6 +83,13 @@ def _check_clusters(config: StackConfig, world: World, clusters: tuple[str, ...]
     if (config.root_ca_certificate is None) != (not has_root_key):
         raise PlanError(f"set both {CONFIG_NAMESPACE}:rootCaCertificate and the secret {CONFIG_NAMESPACE}:rootCaKey, "
                         "or neither (a root is then generated)")
+    for name in config.decommission:
+        if name not in clusters:
+            raise PlanError(f"{CONFIG_NAMESPACE}:decommission names {name!r}, which this stack does not manage")
+        running = sorted(s for s in world.services if name in world.clusters_of(s))
+        if running:
+            raise PlanError(f"{CONFIG_NAMESPACE}:decommission: {name} still runs {', '.join(running)}; move them "
+                            "(locations.yaml) before lifting its deletion protection")
     if len(clusters) < len(world.clusters) and config.root_ca_certificate is None:
         raise PlanError("a stack managing a subset of clusters needs the fleet's shared root CA as "
                         f"{CONFIG_NAMESPACE}:rootCaCertificate and {CONFIG_NAMESPACE}:rootCaKey: "

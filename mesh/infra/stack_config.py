@@ -56,6 +56,10 @@ class StackConfig(Strict):
         description="Binary Authorization name patterns of your teams' images (e.g. "
                     "`us-docker.pkg.dev/acme-images/**`); Istio's and Google's are always allowed. While empty, "
                     "the policy only audits.")
+    decommission: list[str] = Field(
+        default_factory=list,
+        description="Clusters to be deleted next: their deletion protection (GKE's and Pulumi's) is lifted so that "
+                    "removing them from the fleet file in a later change can delete them. They must run no service.")
 
     @model_validator(mode="after")
     def _version_is_installed(self) -> StackConfig:

@@ -497,11 +497,17 @@ def kubernetes_explicit_provider(resource: Resource) -> Iterator[str]:
 # -------------------------------------------------------------------------------- 8. protected
 
 
+DECOMMISSION_LABEL = "fleet-mesh-decommission"
+
+
 @resource_rule("gke-cluster-protected", "https://cloud.google.com/kubernetes-engine/docs/how-to/deleting-a-cluster",
                CLUSTER, description="""Deleting or replacing a GKE cluster destroys every workload on it. Pulumi
     `protect` blocks delete and replace at preview; GKE's deletionProtection blocks deletion at the API. Both
-    must be on.""")
+    must be on, except on a cluster being decommissioned (label fleet-mesh-decommission, set by
+    mesh:decommission, which the program allows only for a cluster that runs no service).""")
 def gke_cluster_protected(cluster: Resource) -> Iterator[str]:
+    if (cluster.props.get("resourceLabels") or {}).get(DECOMMISSION_LABEL) == "true":
+        return
     if not cluster.protect:
         yield f"{cluster.label} is not protected: pass opts=ResourceOptions(protect=True)"
     if cluster.props.get("deletionProtection") is not True:
