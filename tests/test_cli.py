@@ -152,7 +152,7 @@ def test_preview_prints_the_tree_counts_and_outputs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "+ pulumi:pulumi:Stack" in result.stdout
     assert "fleet-mesh:gke:Cluster" in result.stdout and "[protect]" in result.stdout
-    assert "By cluster:" in result.stdout and '"schemaVersion": 1' in result.stdout
+    assert "By cluster:" in result.stdout and '"schemaVersion": 2' in result.stdout
     assert json.loads((tmp_path / "prod.json").read_text())["stack"] == "prod"
 
 

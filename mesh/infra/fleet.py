@@ -68,7 +68,7 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
             if name in plan.ingress_clusters else None,
         ), opts=pulumi.ResourceOptions(providers=[gke.provider]))
         MeshConfig(name, plan.compiled[name], addresses, after=control_plane.ready,
-                   namespaces=getattr(control_plane, "namespaces", {}),
+                   namespaces=control_plane.namespaces,
                    opts=pulumi.ResourceOptions(providers=[gke.provider]))
         kubeconfigs[name] = gke.kubeconfig
         exported[name] = {
