@@ -187,6 +187,11 @@ def _why_destructive(registration: preview.Registration, action: str, fields: tu
             return f"GKE cluster {registration.name} would be replaced (changes {', '.join(replacing)})"
     if registration.type in CA_TYPES and action == "removed":
         return f"certificate authority {registration.name} would be removed: workloads it signed lose trust"
+    if (registration.type == "kubernetes:helm.sh/v3:Release" and action == "removed"
+            and str(registration.inputs.get("chart", "")).endswith("istiod")):
+        return (f"istiod release {registration.inputs.get('name', registration.name)} would be removed: pods still "
+                "injected by that revision lose their control plane (no config, no certificate renewal) until "
+                "restarted on another; keep it in mesh:istioRevisions until its workloads have moved")
     return None
 
 

@@ -368,7 +368,11 @@ def test_an_istio_version_bump_shows_the_versions_compactly(tmp_path: Path) -> N
     config["config"]["mesh:istioVersion"] = new
     stack_file.write_text(yaml.safe_dump(config))
     result = diff_sides("main", str(repo / "stacks/prod"), repo, stack="prod")
-    assert not result.destructive and not result.objects
+    # In place, the old revision's istiod goes in the same `up`: flagged, with the canary way out.
+    assert result.destructive and all(line.startswith(f"istiod release istiod-{old.replace('.', '-')} would be "
+                                                      "removed") and "mesh:istioRevisions" in line
+                                      for line in result.destructive)
+    assert not result.objects or all(c.kind == "Namespace" for c in result.objects)
     releases = [c for c in result.resources if c.type == "kubernetes:helm.sh/v3:Release"]
     bumped = [c for c in releases if c.action in ("changed", "replaced")]  # istiod is named by revision
     assert bumped and all(any((f.path, f.before, f.after) == ("version", old, new) for f in c.changes)
@@ -384,6 +388,13 @@ def test_an_istio_version_bump_shows_the_versions_compactly(tmp_path: Path) -> N
     as_json = json.loads(diff_format.as_json(result))
     version = next(f for r in as_json["resources"] for f in r["changes"] if f["path"] == "version")
     assert (version["before"], version["after"]) == (old, new)
+    # The canary way: installing the new revision beside the old one removes nothing.
+    config["config"]["mesh:istioVersion"] = old
+    config["config"]["mesh:istioRevisions"] = [old, new]
+    stack_file.write_text(yaml.safe_dump(config))
+    canary = diff_sides("main", str(repo / "stacks/prod"), repo, stack="prod")
+    assert not canary.destructive
+    assert any(c.action == "added" and c.name.endswith(f"istiod-{new.replace('.', '-')}") for c in canary.resources)
 
 
 def test_a_trust_domain_change_also_replaces_the_generated_root(tmp_path: Path) -> None:
