@@ -30,7 +30,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
-FAKE_ROOT = "-----BEGIN CERTIFICATE-----\nbench\n-----END CERTIFICATE-----\n"
+# A real certificate (public part only): the stack config parses a provided root.
+FAKE_ROOT = (ROOT / "tests" / "fixtures" / "root-ca.pem").read_text()
 
 
 def _mocks() -> Any:
@@ -81,7 +82,8 @@ def _work_program(fleet: Path, clusters: list[str]) -> dict[str, Any]:
 
     config = {"mesh:manifest": str(fleet), "mesh:istioVersion": "1.31.1", "mesh:clusters": json.dumps(clusters),
               "mesh:rootCaCertificate": FAKE_ROOT, "mesh:rootCaKey": "bench-key",
-              "mesh:eastWestSourceRanges": json.dumps(["100.64.0.0/10"])}
+              "mesh:eastWestSourceRanges": json.dumps(["100.64.0.0/10"]),
+              "mesh:ingressSourceRanges": json.dumps(["198.51.100.0/25"])}
     return _timed(lambda: runpy.run_path(str(ROOT / "__main__.py")), config, ["mesh:rootCaKey"])
 
 

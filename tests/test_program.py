@@ -24,6 +24,8 @@ from mesh.outputs import StackOutputs
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT = Path(__file__).parent / "snapshots" / "prod.json"
+# A real certificate (public part only): the stack config parses a provided root.
+ROOT_CA = (Path(__file__).parent / "fixtures" / "root-ca.pem").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +163,7 @@ def _project(tmp_path: Path, config: dict[str, object], stack: str = "test") -> 
 
 
 def test_a_shard_manages_only_its_clusters_with_the_shared_root(tmp_path: Path) -> None:
-    root = {"mesh:rootCaCertificate": "-----BEGIN CERTIFICATE-----\n...", "mesh:rootCaKey": {"secure": "v1:abc"}}
+    root = {"mesh:rootCaCertificate": ROOT_CA, "mesh:rootCaKey": {"secure": "v1:abc"}}
     _project(tmp_path, {**root, "mesh:clusters": ["edge-use1-a", "edge-usw1-a"],
                         "mesh:peerStacks": ["acme/fleet-mesh/rest"]})
     others = sorted(set(load("stacks/prod").world.clusters) - {"edge-use1-a", "edge-usw1-a"})
@@ -202,7 +204,7 @@ def test_a_shard_calling_an_unpinned_cluster_of_another_shard_is_refused() -> No
     from mesh.program import PlanError, prepare
 
     values = {"manifest": str(ROOT / "stacks/prod"), "istioVersion": "1.31.1", "clusters": ["edge-usw1-a"],
-              "rootCaCertificate": "-----BEGIN CERTIFICATE-----", "ingressSourceRanges": ["198.51.100.0/25"]}
+              "rootCaCertificate": ROOT_CA, "ingressSourceRanges": ["198.51.100.0/25"]}
     # edge-usw1-a's frontends call media in the other edge clusters and the core tier.
     with pytest.raises(PlanError, match=r"pin no east-west address: core-use1-a, .*edge-use1-a; list the stacks "
                                         "that manage them in mesh:peerStacks"):
@@ -387,7 +389,7 @@ def test_oci_chart_repositories_are_chart_references(tmp_path: Path) -> None:
 
 
 def test_shards_read_each_others_addresses_from_their_outputs(tmp_path: Path) -> None:
-    root = {"mesh:rootCaCertificate": "-----BEGIN CERTIFICATE-----\n...", "mesh:rootCaKey": {"secure": "v1:abc"}}
+    root = {"mesh:rootCaCertificate": ROOT_CA, "mesh:rootCaKey": {"secure": "v1:abc"}}
     core = ["core-use1-a", "core-use1-b", "core-usw1-a", "data-use1-a", "data-usw1-a"]
     _project(tmp_path, {**root, "mesh:clusters": core, "mesh:peerStacks": ["acme/fleet-mesh/edge"]}, "core")
     _project(tmp_path, {**root, "mesh:clusters": ["edge-use1-a", "edge-usw1-a", "edge-euw1-a"],

@@ -92,6 +92,8 @@ class GkeCluster(pulumi.ComponentResource):
                          "workload_metadata_config": {"mode": "GKE_METADATA"},
                          "shielded_instance_config": {"enable_secure_boot": True,
                                                       "enable_integrity_monitoring": True}},
+            # Backend-service load balancers (the gateways' Services) need GKE's load-balancing add-on.
+            addons_config={"http_load_balancing": {"disabled": False}},
             networking_mode="VPC_NATIVE",  # pod IPs routable in the VPC; required for private clusters
             ip_allocation_policy={"cluster_secondary_range_name": f"{name}-pods",
                                   "services_secondary_range_name": f"{name}-services"},
