@@ -34,11 +34,12 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 FAKE_ROOT = (ROOT / "tests" / "fixtures" / "root-ca.pem").read_text()
 
 
-def _mocks() -> Any:
-    # The same mocks for the program and the floor, so both pay the same engine-side cost.
-    from mesh.preview import OfflineMocks
+def _mocks(config: dict[str, str]) -> Any:
+    # The same mocks for the program and the floor, so both pay the same engine-side cost; pinned
+    # external addresses are answered as existing reservations, as `mesh preview` answers them.
+    from mesh.preview import OfflineMocks, OfflineWorld, assumed_reservations
 
-    return OfflineMocks()
+    return OfflineMocks(OfflineWorld(reservations=assumed_reservations(ROOT, config)))
 
 
 def _preimport() -> None:
@@ -65,7 +66,7 @@ def _timed(program: Any, config: dict[str, str], secrets: list[str]) -> dict[str
 
     async def go() -> dict[str, Any]:
         pulumi.runtime.set_all_config(config, secrets)
-        mocks = _mocks()
+        mocks = _mocks(config)
         monitor = MockMonitor(mocks)
         pulumi.runtime.set_mocks(mocks, project="fleet-mesh", stack="bench", preview=False, monitor=monitor)
         start = time.perf_counter()

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf import json_format  # type: ignore[import-untyped]
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.stack import wait_for_rpcs
@@ -227,8 +226,12 @@ def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str
     for path in (project_file, stack_file):
         if not path.is_file():
             raise PreviewError(f"{path} not found")
-    project = yaml.safe_load(project_file.read_text())["name"]
-    values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    from mesh.infra import stack_config
+
+    # Read strictly (duplicate keys, YAML errors, every `mesh:` key checked), each problem at its line:
+    # `ManifestError`, reported like the manifest's.
+    project = stack_config.read_project_name(project_file)
+    values = stack_config.read_stack_file(stack_file)
     config: dict[str, str] = {}
     secrets: list[str] = []
     for key, value in values.items():
@@ -244,7 +247,7 @@ def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str
 def run(project_dir: Path, stack: str, _seen: tuple[str, ...] = ()) -> PreviewResult:
     project, config, secrets = read_stack_config(project_dir, stack)
     program = project_dir / "__main__.py"
-    world = OfflineWorld(reservations=_assumed_reservations(project_dir, config),
+    world = OfflineWorld(reservations=assumed_reservations(project_dir, config),
                          stack_outputs=_peer_outputs(project_dir, config, (*_seen, stack)))
     return asyncio.run(_run(program, project, stack, config, secrets, world))
 
@@ -294,7 +297,7 @@ def _manifest_path(project_dir: Path, config: Mapping[str, str]) -> Path:
     return path if path.is_absolute() else project_dir / path
 
 
-def _assumed_reservations(project_dir: Path, config: Mapping[str, str]) -> dict[tuple[str, str, str], str]:
+def assumed_reservations(project_dir: Path, config: Mapping[str, str]) -> dict[tuple[str, str, str], str]:
     """Pinned external east-west addresses, taken to be reserved where the program looks them up."""
     from mesh.manifest import ManifestError, load
 
