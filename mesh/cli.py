@@ -162,7 +162,7 @@ def _preview(args: argparse.Namespace) -> int:
     from mesh import preview
 
     try:
-        result = preview.run(args.project_dir, args.stack)
+        result = preview.run(args.project_dir, args.stack, progress=sys.stderr.isatty())
     except preview.PreviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

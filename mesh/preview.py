@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import runpy
 import sys
 from collections import Counter
@@ -34,6 +35,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.stack import wait_for_rpcs
 
 COMPUTED = "<computed>"
+PROGRESS_EVERY = 250
 SECRET = "[secret]"
 SECRET_PLACEHOLDER = "[secure value: decrypted only by the Pulumi CLI]"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -137,12 +139,15 @@ class Registration:
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
     """Keeps every RegisterResource request: the options mock arguments do not carry."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+    def __init__(self, mocks: pulumi.runtime.Mocks, progress: bool = False) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
+        self._progress = progress
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if self._progress and len(self.registrations) % PROGRESS_EVERY == 0 and self.registrations:
+            print(f"\r  registered {len(self.registrations):,} resources…", end="", file=sys.stderr, flush=True)
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append(Registration(
                 urn=normalize_urn(response.urn), type=request.type, name=request.name,
@@ -198,6 +203,7 @@ class PreviewResult:
     project: str
     registrations: list[Registration]
     outputs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what the program logged with pulumi.log.warn
 
     def cluster_of(self) -> dict[str, str]:
         """urn → the cluster a resource belongs to ("fleet" for shared ones)."""
@@ -244,12 +250,24 @@ def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str
     return project, config, secrets
 
 
-def run(project_dir: Path, stack: str, _seen: tuple[str, ...] = ()) -> PreviewResult:
+class _WarningsToStderr(logging.Logger):
+    """The program's `pulumi.log.warn` (e.g. a stack grown too large), shown as `pulumi preview` would."""
+
+    def __init__(self) -> None:
+        super().__init__("mesh.preview")
+        self.warnings: list[str] = []
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.warnings.append(str(msg))
+        print(f"warning: {msg}", file=sys.stderr)
+
+
+def run(project_dir: Path, stack: str, _seen: tuple[str, ...] = (), progress: bool = False) -> PreviewResult:
     project, config, secrets = read_stack_config(project_dir, stack)
     program = project_dir / "__main__.py"
     world = OfflineWorld(reservations=assumed_reservations(project_dir, config),
                          stack_outputs=_peer_outputs(project_dir, config, (*_seen, stack)))
-    return asyncio.run(_run(program, project, stack, config, secrets, world))
+    return asyncio.run(_run(program, project, stack, config, secrets, world, progress))
 
 
 def _peer_outputs(project_dir: Path, config: Mapping[str, str], seen: tuple[str, ...]) -> dict[str, Any]:
@@ -310,7 +328,7 @@ def assumed_reservations(project_dir: Path, config: Mapping[str, str]) -> dict[t
 
 
 async def _run(program: Path, project: str, stack: str, config: dict[str, str], secrets: list[str],
-               world: OfflineWorld) -> PreviewResult:
+               world: OfflineWorld, progress: bool = False) -> PreviewResult:
     # A previous run in this process may have stopped on an error with RPCs outstanding; waiting
     # on them would hang this one (what `@pulumi.runtime.test` clears too).
     settings = pulumi.runtime.settings.SETTINGS
@@ -318,8 +336,9 @@ async def _run(program: Path, project: str, stack: str, config: dict[str, str], 
     settings.outputs.clear()
     pulumi.runtime.set_all_config(config, secrets)
     mocks = OfflineMocks(world)
-    monitor = _RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    monitor = _RecordingMonitor(mocks, progress)
+    logger = _WarningsToStderr()
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger)
     sys.path.insert(0, str(program.parent))
     try:
         runpy.run_path(str(program), run_name="__main__")
@@ -328,7 +347,9 @@ async def _run(program: Path, project: str, stack: str, config: dict[str, str], 
         sys.path.remove(str(program.parent))
     root = pulumi.runtime.settings.get_root_resource()
     outputs = {name: await _resolve(value) for name, value in sorted(getattr(root, "outputs", {}).items())}
-    return PreviewResult(stack, project, monitor.registrations, outputs)
+    if progress and monitor.registrations:
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr, flush=True)
+    return PreviewResult(stack, project, monitor.registrations, outputs, logger.warnings)
 
 
 async def _resolve(value: Any) -> Any:

@@ -455,3 +455,16 @@ def test_a_cluster_is_decommissioned_in_two_changes(tmp_path: Path) -> None:
     assert not clusters["edge-usw1-a"].protect and clusters["edge-usw1-a"].inputs["deletionProtection"] is False
     assert all(c.protect and c.inputs["deletionProtection"] for n, c in clusters.items() if n != "edge-usw1-a")
     assert policy.check(result.registrations) == []  # the pack knows a decommissioned cluster by its label
+
+
+def test_a_stack_too_large_is_warned_about_before_registering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesh.infra import fleet
+
+    monkeypatch.setattr(fleet, "STACK_RESOURCE_LIMIT", 100)  # the example stack holds ~770
+    result = preview.run(_project(tmp_path, {}), "test")
+    [warning] = result.warnings
+    assert "more than 100: split it into shards with mesh:clusters" in warning
+
+
+def test_the_example_stack_is_small_enough(prod: preview.PreviewResult) -> None:
+    assert prod.warnings == []

@@ -18,7 +18,7 @@ from mesh.infra.gke import ClusterArgs, GkeCluster, binary_authorization_policy,
 from mesh.infra.mesh_config import MeshConfig
 from mesh.infra.network import FleetNetwork, NetworkArgs
 from mesh.infra.pki import MeshPki, ProvidedRoot
-from mesh.infra.plan import Plan
+from mesh.infra.plan import STACK_RESOURCE_LIMIT, Plan
 from mesh.infra.projects import ProjectApis
 from mesh.infra.shared_vpc import SharedVpc, host_of
 from mesh.model import World, address_placeholder
@@ -29,6 +29,13 @@ from mesh.render import unresolved_addresses
 def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
     world, config = plan.world, plan.config
     fleet = world.fleet
+    estimate = plan.estimated_resources
+    if estimate > STACK_RESOURCE_LIMIT:
+        # Said before anything is registered: past a few thousand resources Pulumi's engine slows
+        # down badly (a 1.3k-resource stack took minutes to preview, pulumi/pulumi#7682).
+        pulumi.log.warn(
+            f"this stack declares about {estimate:,} resources, more than {STACK_RESOURCE_LIMIT:,}: split it into "
+            f"shards with mesh:clusters (`mesh shards` proposes a split; `mesh size` shows what each cluster holds)")
     apis = ProjectApis("apis", plan.apis)
     shared_vpc = SharedVpc(plan.shared_vpc, apis)
     policies = {project: binary_authorization_policy(project, config.allowed_images, apis)

@@ -22,6 +22,12 @@ from mesh.render import unresolved_addresses
 from mesh.verify import verify
 
 
+STACK_RESOURCE_LIMIT = 3000
+# Infrastructure a cluster brings besides its mesh objects (GKE, pools, IAM, addresses, firewalls,
+# PKI, control plane), from a preview of the example stack; shared networks come on top.
+INFRA_PER_CLUSTER = 60
+
+
 class PlanError(Exception):
     """This stack cannot be deployed as configured; the message says why and what to change."""
 
@@ -41,6 +47,10 @@ class Plan:
     @property
     def sharded(self) -> bool:
         return len(self.clusters) < len(self.world.clusters)
+
+    @property
+    def estimated_resources(self) -> int:
+        return sum(len(objects) for objects in self.compiled.values()) + INFRA_PER_CLUSTER * len(self.clusters)
 
     @property
     def revision(self) -> str:
