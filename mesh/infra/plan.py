@@ -21,7 +21,6 @@ from mesh.model import World, address_placeholder
 from mesh.render import unresolved_addresses
 from mesh.verify import verify
 
-
 STACK_RESOURCE_LIMIT = 3000
 # Infrastructure a cluster brings besides its mesh objects (GKE, pools, IAM, addresses, firewalls,
 # PKI, control plane), from a preview of the example stack; shared networks come on top.
