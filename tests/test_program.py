@@ -468,3 +468,22 @@ def test_a_stack_too_large_is_warned_about_before_registering(tmp_path: Path, mo
 
 def test_the_example_stack_is_small_enough(prod: preview.PreviewResult) -> None:
     assert prod.warnings == []
+
+
+def test_a_shard_compiles_only_its_own_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesh.compile import compile_cluster
+    from mesh.infra import plan
+
+    compiled: list[str] = []
+
+    def counting(world: object, cluster: str, *args: object) -> list[dict[str, object]]:
+        compiled.append(cluster)
+        return compile_cluster(world, cluster, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("mesh.compile.compile_cluster", counting)
+    values = {"manifest": str(ROOT / "stacks/prod"), "istioVersion": "1.31.1", "clusters": ["edge-usw1-a"],
+              "rootCaCertificate": ROOT_CA, "ingressSourceRanges": ["198.51.100.0/25"],
+              "peerStacks": ["acme/fleet-mesh/rest"]}
+    shard = plan.prepare(values, has_root_key=True)
+    assert compiled == ["edge-usw1-a"] and list(shard.compiled) == ["edge-usw1-a"]
+    assert len(shard.world.clusters) == 8  # the model is still the whole fleet

@@ -62,11 +62,14 @@ def compile_cluster(
     return [obj for kind in KINDS for obj in sorted(by_kind[kind], key=object_key)]
 
 
-def compile_fleet(world: World, options: CompileOptions | None = None) -> dict[str, list[Obj]]:
-    """`{cluster: objects}` for every cluster of the fleet, clusters in name order."""
+def compile_fleet(world: World, options: CompileOptions | None = None,
+                  clusters: Iterable[str] | None = None) -> dict[str, list[Obj]]:
+    """`{cluster: objects}` for every cluster of the fleet (or of `clusters`, a shard: the model is
+    still the whole fleet, only the output is limited), clusters in name order."""
     fleet_cache: dict[Any, Any] = {}
+    wanted = set(world.clusters if clusters is None else clusters)
     with gcpause.paused():
-        return {name: compile_cluster(world, name, options, fleet_cache) for name in world.clusters}
+        return {name: compile_cluster(world, name, options, fleet_cache) for name in world.clusters if name in wanted}
 
 
 __all__ = ["BUILDERS", "KINDS", "CompileOptions", "compile_cluster", "compile_fleet"]

@@ -61,7 +61,8 @@ def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
     world = load(config.manifest).world
     clusters = tuple(config.clusters or world.clusters)
     _check_clusters(config, world, clusters, has_root_key)
-    compiled = compile_fleet(world, CompileOptions(revision=revision_label(config.istio_version)))
+    # The model is the whole fleet; only this stack's clusters are compiled (and checked).
+    compiled = compile_fleet(world, CompileOptions(revision=revision_label(config.istio_version)), clusters)
     problems = verify(world, compiled)
     if problems:
         raise PlanError("compiled output fails its own checks (a fleet-mesh bug):\n  " + "\n  ".join(problems))
@@ -78,7 +79,7 @@ def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
         raise PlanError(f"nothing may reach this stack's external east-west gateways: it owns no NAT, and neither "
                         f"{CONFIG_NAMESPACE}:eastWestSourceRanges nor {CONFIG_NAMESPACE}:peerStacks is set "
                         "(an empty source list would open the load balancer to every address)")
-    return Plan(config, world, clusters, {c: compiled[c] for c in clusters}, plan_shared_vpc(world.fleet, clusters),
+    return Plan(config, world, clusters, compiled, plan_shared_vpc(world.fleet, clusters),
                 _apis(world, clusters), ingress, _binary_authorization_owners(world, managed), nat_regions)
 
 
