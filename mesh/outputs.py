@@ -43,6 +43,11 @@ class ClusterOutput(_Output):
     dns_endpoint: str = Field(description="DNS-based control-plane endpoint (IAM-authorized); the kubeconfigs use it.")
     east_west: EastWestOutput
     ingress: str | None = Field(default=None, description="Ingress gateway IP, where ingress services run.")
+    egress: str | None = Field(
+        default=None,
+        description="Where an egress gateway runs (a caller of an `egressGateway` external runs here): the "
+        "public address calls through it leave from — the Cloud NAT address of the cluster's region — which "
+        "is what an external destination allowlists. None where no egress gateway is installed.")
     istio_version: str = Field(description="Istio version namespaces and gateways use, e.g. 1.31.1.")
     istio_revision: str = Field(description="Its revision label (`istio.io/rev`), e.g. 1-31-1.")
     istio_revisions: list[str] = Field(description="Every istiod revision installed (two during a canary upgrade).")
@@ -70,3 +75,10 @@ class StackOutputs(_Output):
         description="This stack's Cloud NAT addresses: its nodes' egress, e.g. for other shards' firewalls.")
     root_ca_certificate: str = Field(description="PEM of the mesh root CA (public).")
     kubeconfigs: dict[str, str] | str = Field(description="Per-cluster kubeconfig (secret).")
+
+
+def json_schema() -> dict[str, object]:
+    """The outputs' JSON Schema (`mesh schema outputs`), for consumers that do not use Python."""
+    schema = StackOutputs.model_json_schema(by_alias=True, mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://fleet-mesh.example/schemas/stack-outputs-v{SCHEMA_VERSION}.json", **schema}

@@ -44,18 +44,23 @@ class MeshConfig(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("fleet-mesh:mesh:Config", f"{cluster}-mesh", None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        namespaces = dict(namespaces or {})
+        control_plane = dict(namespaces or {})
+        compiled: dict[str, pulumi.Resource] = {}
         for obj in objects:
             if obj["kind"] == "Namespace":
-                namespaces[obj["metadata"]["name"]] = k8s.core.v1.Namespace(
+                # After istiod, so that an Istio object in it needs to wait for its namespace alone:
+                # every extra dependency of thousands of objects costs registration time.
+                compiled[obj["metadata"]["name"]] = k8s.core.v1.Namespace(
                     resource_name(cluster, obj), metadata=obj["metadata"],
-                    opts=child.merge(pulumi.ResourceOptions(retain_on_delete=True)))
+                    opts=child.merge(pulumi.ResourceOptions(retain_on_delete=True, depends_on=list(after))))
         for obj in objects:
             if obj["kind"] == "Namespace":
                 continue
-            own = namespaces.get(obj["metadata"]["namespace"])
+            namespace = obj["metadata"]["namespace"]
+            depends = ([compiled[namespace]] if namespace in compiled
+                       else [*after, *([control_plane[namespace]] if namespace in control_plane else [])])
             k8s.apiextensions.CustomResource(
                 resource_name(cluster, obj), api_version=obj["apiVersion"], kind=obj["kind"],
                 metadata=obj["metadata"], spec=substitute(obj.get("spec", {}), addresses),
-                opts=child.merge(pulumi.ResourceOptions(depends_on=[*after, *([own] if own else [])])))
+                opts=child.merge(pulumi.ResourceOptions(depends_on=depends)))
         self.register_outputs({"objects": len(objects)})
