@@ -28,7 +28,7 @@ def checked(outputs: dict) -> dict:
 fleet = pulumi.StackReference(pulumi.Config().require("fleet"))
 names = ("schemaVersion", "clusters", "services", "natAddresses", "rootCaCertificate")
 outputs = pulumi.Output.all(*[fleet.require_output(name) for name in names]).apply(
-    lambda values: checked(dict(zip(names, values))))
+    lambda values: checked(dict(zip(names, values, strict=True))))
 pulumi.export("eastWestAddresses", outputs.apply(
     lambda o: {name: cluster["eastWest"]["external"] for name, cluster in sorted(o["clusters"].items())}))
 pulumi.export("fleetNatAddresses", outputs.apply(lambda o: o["natAddresses"]))
