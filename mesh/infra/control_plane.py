@@ -130,7 +130,7 @@ class IstioControlPlane(pulumi.ComponentResource):
         # CRDs are shared by every revision and only ever move forward (Istio keeps them backward
         # compatible): the newest installed version's.
         base = self._release("istio-base", "istio-base", "base", newest(args.versions), ISTIO_SYSTEM,
-                             base_values(args), [namespace, cacerts])
+                             base_values(args), [namespace])  # CRDs need no CA: only istiod waits for cacerts
         self.istiods: dict[str, k8s.helm.v3.Release] = {}
         for version in dict.fromkeys(args.versions):
             revision = revision_label(version)
