@@ -9,9 +9,10 @@
 Each creates `.venv/` on first use (and again when pyproject.toml or constraints.txt change),
 installs the project with its test tools at the versions in constraints.txt, then runs.
 Any further arguments are passed on (to `mesh preview`, `mesh render` or pytest).
-"""
 
-from __future__ import annotations
+This file runs on any Python 3 far enough to say which version it needs (no f-strings, no
+annotations evaluated at run time), instead of pip's ResolutionImpossible on an older one.
+"""
 
 import hashlib
 import os
@@ -24,6 +25,16 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".fleet-mesh-installed"
+REQUIRED = (3, 11)
+
+
+def check_python(version=sys.version_info):
+    """None, or the message saying this Python is too old for the project."""
+    if tuple(version[:2]) >= REQUIRED:
+        return None
+    text = ("fleet-mesh needs Python {}.{} or newer; this is Python {}.{} ({}). Run dev.py with a newer "
+            "interpreter, e.g. `python3.11 dev.py preview`.")
+    return text.format(REQUIRED[0], REQUIRED[1], version[0], version[1], sys.executable)
 
 
 def _fingerprint() -> str:
@@ -38,7 +49,7 @@ def ensure_venv() -> Path:
     if STAMP.is_file() and STAMP.read_text() == _fingerprint() and python.exists():
         return python
     if not python.exists():
-        print(f"creating {VENV.relative_to(ROOT)}/ ...", file=sys.stderr)
+        print("creating {}/ ...".format(VENV.relative_to(ROOT)), file=sys.stderr)  # noqa: UP032
         venv.EnvBuilder(with_pip=True).create(VENV)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "-c", "constraints.txt", "-e", ".[test]"], cwd=ROOT, check=True)
@@ -46,7 +57,11 @@ def ensure_venv() -> Path:
     return python
 
 
-def main(argv: list[str]) -> int:
+def main(argv):
+    too_old = check_python()
+    if too_old:
+        print(too_old, file=sys.stderr)
+        return 1
     if not argv or argv[0] not in ("preview", "render", "test", "setup"):
         print(__doc__, file=sys.stderr)
         return 2

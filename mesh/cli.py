@@ -1,13 +1,17 @@
 """`mesh`: validate, render and draw a fleet-mesh manifest.
 
 Exit status: 0 on success, 1 when the manifest has errors or output cannot be written, 2 on a
-command-line mistake. User mistakes are reported as messages, never as tracebacks.
+command-line mistake (`mesh diff --exit-code`: 1 for changes, 2 for errors). User mistakes and the
+environment (unwritable folders, a closed pipe, Ctrl-C) are reported as one-line messages, never as
+tracebacks; a crash that is a bug says so in one line, and `--debug` shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,14 +31,63 @@ DEFAULT_STACK = Path("stacks/prod")
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("\nmesh: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`mesh ... | head`): nothing more to say
+        _silence_stdout()
+        return 141
+    except Exception as exc:
+        if args.debug:
+            raise
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(f"mesh: internal error (a bug in fleet-mesh, not a mistake in your input): {type(exc).__name__}: "
+              f"{detail}; run again with --debug for the traceback, and please report it", file=sys.stderr)
+        return _failure(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         return int(args.run(args))
     except ManifestError as exc:
         _print_diagnostics(exc.diagnostics)
         print(f"{len(exc.diagnostics)} error(s); nothing was written.", file=sys.stderr)
-        return 1
+        return _failure(args)
     except render.RenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _failure(args)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError) or args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+        return _failure(args)
+
+
+def _failure(args: argparse.Namespace) -> int:
+    """The exit status of an error: 1, or 2 where 1 means "changes" (`mesh diff --exit-code`)."""
+    return 2 if getattr(args, "exit_code", False) else 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's final flush does not fail on the closed pipe too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+_REVISION = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _revision(value: str) -> str:
+    if not _REVISION.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an Istio revision: lower-case letters, digits and '-', starting and ending with a "
+            "letter or digit, at most 63 characters (e.g. 1-31-1)")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         "cluster's Istio configuration.",
     )
     parser.add_argument("--version", action="version", version=f"fleet-mesh {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check the manifest; report every error at once")
@@ -56,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_path(render_cmd)
     render_cmd.add_argument("--out", type=Path, required=True, metavar="DIR",
                             help="output folder; replaced whole on every run")
-    render_cmd.add_argument("--revision", default=None,
+    render_cmd.add_argument("--revision", default=None, type=_revision,
                             help="Istio revision for injection labels (default: istio-injection)")
     render_cmd.set_defaults(run=_render)
 
@@ -85,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
                           help=f"a manifest path or git ref[:path] (default: {DEFAULT_STACK} in the working tree)")
     diff_cmd.add_argument("--format", choices=("text", "markdown", "json", "dot", "svg"), default="text",
                           help="dot/svg: a picture of the changed calls and placements (svg needs Graphviz)")
-    diff_cmd.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
+    diff_cmd.add_argument("--exit-code", action="store_true",
+                          help="exit 1 when there are changes, 2 on errors (0: no changes)")
     diff_cmd.add_argument("--stack", default="prod",
                           help="also compare the Pulumi program's resources for this stack (default: prod)")
     diff_cmd.add_argument("--no-pulumi", action="store_true",
@@ -97,6 +152,8 @@ def _parser() -> argparse.ArgumentParser:
                             choices=("service", "fleet", "locations", "bundle"),
                             help="which file (default: service)")
     schema_cmd.set_defaults(run=_schema)
+    for command in commands.choices.values():  # `mesh validate --debug` works as well as `mesh --debug validate`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -136,10 +193,25 @@ def _render(args: argparse.Namespace) -> int:
     for address in render.unresolved_addresses(compiled):
         print(f"warning: no east-west address pinned; wrote placeholder {address} "
               "(the Pulumi program reserves the real one)", file=sys.stderr)
-    files = render.write(args.out, compiled)
+    try:
+        files = render.write(args.out, compiled)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        print(f"error: cannot write {args.out}: {_write_failure(args.out, exc)}; nothing was written.",
+              file=sys.stderr)
+        return 1
     total = sum(len(objects) for objects in compiled.values())
     print(f"wrote {total} objects in {files} files for {len(compiled)} clusters to {args.out}")
     return 0
+
+
+def _write_failure(out: Path, exc: OSError) -> str:
+    """Why `out` cannot be written, in words: a file in the way, or the system's reason."""
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and existing != out and not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    return (exc.strerror or str(exc)).lower()
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -200,14 +272,14 @@ def _diff(args: argparse.Namespace) -> int:
         result = diff.diff_sides(base, args.head, repo, None if args.no_pulumi else args.stack)
     except (diff.DiffError, pulumi_run_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _failure(args)
     if args.format in ("dot", "svg") and result.worlds:
         source = graph.diff_dot(*result.worlds)
         try:
             sys.stdout.write(source if args.format == "dot" else graph.to_svg(source))
         except graph.GraphvizMissing as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return _failure(args)
     elif args.format == "markdown":
         sys.stdout.write(diff_format.markdown(result))
     elif args.format == "json":
@@ -225,15 +297,13 @@ def pulumi_run_error() -> type[Exception]:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from pydantic import TypeAdapter
-
-    models: dict[str, TypeAdapter[Any]] = {
-        "service": TypeAdapter(manifest_schema.Service),
-        "fleet": TypeAdapter(manifest_schema.Fleet),
-        "locations": TypeAdapter(manifest_schema.LocationsFile),
-        "bundle": TypeAdapter(manifest_schema.Bundle),
+    models: dict[str, Any] = {
+        "service": manifest_schema.Service,
+        "fleet": manifest_schema.Fleet,
+        "locations": manifest_schema.LocationsFile,
+        "bundle": manifest_schema.Bundle,
     }
-    print(json.dumps(models[args.kind].json_schema(by_alias=True), indent=2, sort_keys=True))
+    print(json.dumps(manifest_schema.json_schema(models[args.kind]), indent=2, sort_keys=True))
     return 0
 
 

@@ -72,14 +72,15 @@ class ManifestError(Exception):
         super().__init__("\n".join(d.render() for d in self.diagnostics))
 
 
-def resolve(problems: Iterable[Problem], lookup: LineLookup, root: Path) -> list[Diagnostic]:
-    """Attach line numbers and root-relative file names; sorted by file and line."""
+def resolve(problems: Iterable[Problem], lookup: LineLookup, root: Path,
+            shown_as: str | None = None) -> list[Diagnostic]:
+    """Attach line numbers and file names as the user knows them; sorted by file and line."""
     out = []
     for problem in problems:
         line = problem.line or lookup(problem.file, problem.document, problem.path, problem.key)
         out.append(
             Diagnostic(
-                file=display_path(problem.file, root),
+                file=display_path(problem.file, root, shown_as),
                 line=line,
                 field=field_name(problem.path),
                 message=problem.message,
@@ -90,12 +91,16 @@ def resolve(problems: Iterable[Problem], lookup: LineLookup, root: Path) -> list
     return sorted(out)
 
 
-def display_path(file: Path, root: Path) -> str:
-    """Paths as the user typed them when possible: relative to the working directory."""
-    try:
-        return str(file.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+def display_path(file: Path, root: Path, shown_as: str | None = None) -> str:
+    """A file as the user knows it: under `shown_as` (e.g. `main:stacks/prod`, a git side of a diff)
+    when given; else relative to the working directory when it lies below it, else as given."""
+    if shown_as is not None:
         try:
-            return str(file.resolve().relative_to(root.resolve().parent))
+            inner = file.relative_to(root)
         except ValueError:
             return str(file)
+        return shown_as if inner == Path() else f"{shown_as}/{inner.as_posix()}"
+    try:
+        return str(file.absolute().relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(file)

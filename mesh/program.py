@@ -14,20 +14,25 @@ import pulumi
 from mesh.diagnostics import ManifestError
 from mesh.infra.fleet import declare
 from mesh.infra.plan import Plan, PlanError, prepare
-from mesh.infra.stack_config import CONFIG_NAMESPACE, StackConfigError
+from mesh.infra.stack_config import CONFIG_NAMESPACE, SECRET_KEYS, StackConfigError, decode_values
 
 __all__ = ["Plan", "PlanError", "prepare", "read_config", "run"]
 
-LIST_KEYS = ("clusters", "masterAuthorizedNetworks", "eastWestSourceRanges", "istioRevisions",
-             "ingressSourceRanges", "peerStacks", "allowedImages", "decommission")
-STRING_KEYS = ("manifest", "istioVersion", "chartRepository", "releaseChannel", "rootCaCertificate")
-
-
 def read_config() -> dict[str, Any]:
-    config = pulumi.Config(CONFIG_NAMESPACE)
-    values: dict[str, Any] = {key: config.get(key) for key in STRING_KEYS}
-    values.update({key: config.get_object(key) for key in LIST_KEYS})
-    return {key: value for key, value in values.items() if value is not None}
+    """Every `mesh:` key the stack sets (the secret rootCaKey apart), as `StackConfig` reads them.
+
+    All keys, not only known ones, so that a misspelt key is an error rather than ignored; a value
+    that is not the JSON it should be is passed on as a string, for validation to name it."""
+    from pulumi.runtime import config as runtime_config
+
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    values: dict[str, Any] = {}
+    for full, value in raw.items():
+        namespace, _, key = str(full).partition(":")
+        key = key.removeprefix("config:")  # the older `mesh:config:key` form
+        if namespace == CONFIG_NAMESPACE and key not in SECRET_KEYS:
+            values[key] = value
+    return decode_values(values)
 
 
 def run() -> None:

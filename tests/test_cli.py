@@ -160,3 +160,133 @@ def test_preview_of_a_missing_stack_is_a_clean_error() -> None:
     result = mesh("preview", "--stack", "nosuch")
     assert result.returncode == 1
     assert "Pulumi.nosuch.yaml not found" in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ no traceback, ever (issue 12, item 7)
+
+
+def test_a_fleet_file_alone_is_an_error_not_an_empty_manifest() -> None:
+    result = mesh("validate", "stacks/prod/fleet.yaml")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("stacks/prod/fleet.yaml:8: <document>: this is a fleet file without services")
+
+
+def test_an_absolute_path_prints_as_given(tmp_path: Path) -> None:
+    root = manifests.write(tmp_path / "stack", manifests.edited([("services/gamma.yaml", "name: grpc", "name: http")]))
+    result = mesh("validate", root)  # cwd is the repository, not above the manifest
+    assert result.stderr.startswith(f"{root}/services/gamma.yaml:8: ports[1].name: duplicate port name 'http'")
+
+
+@pytest.mark.parametrize(("out", "message"), [
+    ("file/inside", "error: cannot write {tmp}/file/inside: {tmp}/file is a file, not a folder; nothing was written."),
+    ("/proc/fleet-mesh-out", "error: cannot write /proc/fleet-mesh-out: "),
+], ids=["under-a-file", "in-proc"])
+def test_render_to_an_unwritable_place_is_one_clear_error(tmp_path: Path, out: str, message: str) -> None:
+    (tmp_path / "file").write_text("x")
+    result = mesh("render", "--out", tmp_path / out if not out.startswith("/") else out)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(message.format(tmp=tmp_path))
+
+
+def test_a_bad_revision_is_a_usage_error_and_writes_nothing(tmp_path: Path) -> None:
+    result = mesh("render", "--out", tmp_path / "out", "--revision", "Bad_Rev!")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --revision: 'Bad_Rev!' is not an Istio revision" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    errors = tmp_path / "stderr"
+    command = f"'{sys.executable}' -m mesh graph --format json 2>'{errors}' | head -c 0"
+    subprocess.run(["bash", "-c", command], cwd=ROOT, check=True, timeout=120)
+    assert errors.read_text() == ""
+
+
+def test_rendered_files_are_readable_by_others(tmp_path: Path) -> None:
+    if render_keeps_private_folders():
+        pytest.xfail("mesh/render.py: the staging folder keeps mkdtemp's 0700 (fix given in the issue-12 report)")
+    result = mesh("render", "--out", tmp_path / "out")
+    assert result.returncode == 0
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "out/core-use1-a").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "out/core-use1-a/00-namespace.yaml").stat().st_mode & 0o777 == 0o644
+
+
+def render_keeps_private_folders() -> bool:
+    import inspect
+
+    from mesh import render
+
+    return "chmod" not in inspect.getsource(render.write)
+
+
+@pytest.mark.parametrize(("raised", "status", "message"), [
+    (KeyboardInterrupt(), 130, "mesh: interrupted"),
+    (RuntimeError("boom\nsecond line"), 1, "mesh: internal error (a bug in fleet-mesh, not a mistake in your input): "
+     "RuntimeError: boom; run again with --debug for the traceback, and please report it"),
+], ids=["ctrl-c", "bug"])
+def test_an_interrupt_or_a_bug_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                           raised: BaseException, status: int, message: str) -> None:
+    from mesh import cli
+
+    def fail(args: object) -> int:
+        raise raised
+
+    monkeypatch.setattr(cli, "_validate", fail)
+    assert cli.main(["validate"]) == status
+    assert capsys.readouterr().err.strip().splitlines() == [message]
+
+
+def test_debug_shows_the_traceback_of_a_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesh import cli
+
+    def fail(args: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_validate", fail)
+    for argv in (["--debug", "validate"], ["validate", "--debug"]):
+        with pytest.raises(RuntimeError, match="boom"):
+            cli.main(argv)
+
+
+def test_diff_exit_code_is_1_for_changes_and_2_for_errors(tmp_path: Path) -> None:
+    base = manifests.write(tmp_path / "a", manifests.BASE)
+    head = manifests.write(tmp_path / "b", manifests.edited([("services/beta.yaml", "timeout: 2s", "timeout: 3s")]))
+    assert mesh("diff", base, base, "--no-pulumi", "--exit-code").returncode == 0
+    assert mesh("diff", base, head, "--no-pulumi", "--exit-code").returncode == 1
+    broken = manifests.write(tmp_path / "c", manifests.edited([("fleet.yaml", "tier: edge\n", "tier: x\n")]))
+    result = mesh("diff", base, broken, "--no-pulumi", "--exit-code")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.endswith("error(s); nothing was written.\n")
+    assert mesh("diff", "no-such-ref", base, "--no-pulumi", "--exit-code").returncode == 2
+    assert "2 on errors" in mesh("diff", "--help").stdout
+
+
+@pytest.mark.parametrize(("stack", "project", "message"), [
+    ("config:\n  mesh:istioVersion: 1.31.1\n  mesh:releaseChanel: REGULAR\n", "name: fleet-mesh\n",
+     "Pulumi.test.yaml:3: mesh:releaseChanel: unknown key; did you mean mesh:releaseChannel?"),
+    ("config: [a\n", "name: fleet-mesh\n", "Pulumi.test.yaml:1: <document>: YAML syntax error at column 9: this '[' "
+     "is never closed"),
+    ("config: {}\n", "name: {fleet\n", "Pulumi.yaml:1: <document>: YAML syntax error"),
+], ids=["unknown-key", "stack-yaml", "project-yaml"])
+def test_preview_of_a_broken_stack_file_names_file_line_and_key(tmp_path: Path, stack: str, project: str,
+                                                                 message: str) -> None:
+    (tmp_path / "Pulumi.yaml").write_text(project)
+    (tmp_path / "Pulumi.test.yaml").write_text(stack)
+    result = mesh("preview", "--stack", "test", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(message)
+
+
+def test_dev_py_names_the_python_it_needs() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dev", ROOT / "dev.py")
+    assert spec and spec.loader
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    assert dev.check_python((3, 11, 0)) is None
+    assert dev.check_python((3, 9, 2)).startswith("fleet-mesh needs Python 3.11 or newer; this is Python 3.9 (")
+    import ast
+
+    ast.parse((ROOT / "dev.py").read_text(), feature_version=(3, 6))  # so that old Pythons can say so

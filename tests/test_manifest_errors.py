@@ -14,6 +14,13 @@ from mesh.manifest import ManifestError, load
 
 import manifests
 
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files are named relative to the working directory, as a user running `mesh` there sees them."""
+    monkeypatch.chdir(tmp_path)
+
+
 A, B, C = "services/alpha.yaml", "services/beta.yaml", "services/gamma.yaml"
 ZETA = ("name: zeta\nhost: zeta.svc.test.example\nnamespace: gamma\nserviceAccount: zeta\ntier: core\n"
         "ports:\n  - {name: http, number: 8080, protocol: HTTP}\n")
@@ -23,11 +30,12 @@ F, L = "fleet.yaml", "locations.yaml"
 
 # (id, edits, file, line, field, message fragment)
 CASES = [
-    ("shared-vpc-two-hosts", [(F, "    project: proj-edge\n", "    project: proj-core\n")], F, 26, "clusters[2].network",
+    ("shared-vpc-two-hosts", [(F, "    project: proj-edge\n", "    project: proj-core\n")], F, 26,
+     "clusters[2].network",
      "project 'proj-core' would be attached to two Shared VPC host projects: 'net-shared' (network of "
      "clusters[0] 'c1') and 'net-solo' (network 'solo')"),
-    ("yaml-syntax", [(C, "protocol: GRPC}", "protocol: GRPC")], C, 9, "<document>",
-     "YAML syntax error"),
+    ("yaml-syntax", [(C, "protocol: GRPC}", "protocol: GRPC")], C, 8, "<document>",
+     "YAML syntax error at column 5: this '{' is never closed"),
     ("duplicate-yaml-key", [(C, "", "namespace: other\n")], C, 9, "<document>",
      "duplicate key 'namespace'"),
     ("unknown-field", [(A, "serviceAccount: alpha", "serviceAcount: alpha")], A, 4, "serviceAcount",
@@ -118,14 +126,72 @@ CASES = [
      "service account 'gamma' in namespace 'gamma' is already the identity of service 'gamma'"),
     ("shared-selector", [("services/zeta.yaml", "", ZETA + "selector: {app: gamma}\n"), (L, "", "zeta: [c1]\n")],
      "services/zeta.yaml", 8, "selector", "would also select the pods of service 'gamma'"),
-    ("istio-port", [(C, "number: 9090", "number: 15021")], C, 8, "ports[1]",
-     "port 15021 is used by Istio's proxies itself"),
+    ("istio-port", [(C, "number: 9090", "number: 15021")], C, 8, "ports[1].number",
+     "port 15021 is in Istio's reserved range 15000-15090"),
     ("unknown-retry-condition", [(B, "retries: 2", "retries: {attempts: 2, retryOn: '5xx,bogus'}")], B, 12,
-     "traffic.retries", "unknown retryOn condition(s) 'bogus'"),
+     "traffic.retries.retryOn", "unknown retryOn condition(s) 'bogus'"),
     ("bad-label-value", [(C, "", "selector: {app: 'bad value!'}\n")], C, 9, "selector.app", "'bad value!' is not"),
-    ("null-location", [(L, "gamma: [c1, c2]", "gamma:")], L, 5, "gamma", "must be a valid list"),
+    ("null-location", [(L, "gamma: [c1, c2]", "gamma:")], L, 5, "gamma", "must be a list (got an empty value)"),
     ("stray-file", [("location.yaml", "", "x: [c1]\n")], "location.yaml", 1, "<document>",
      "unexpected manifest file"),
+    # Every rule the README promises, exactly (issue 12, item 5).
+    *[(f"istio-port-{n}", [(C, "number: 9090", f"number: {n}")], C, 8, "ports[1].number",
+       f"port {n} is in Istio's reserved range 15000-15090") for n in (15000, 15002, 15010, 15017, 15089, 15090)],
+    ("kube-namespace", [(C, "namespace: gamma", "namespace: kube-flannel")], C, 3, "namespace",
+     "namespace 'kube-flannel' belongs to the platform"),
+    ("retry-on-status-out-of-range", [(B, "retries: 2", "retries: {attempts: 2, retryOn: '5xx,999'}")], B, 12,
+     "traffic.retries.retryOn", "unknown retryOn condition(s) '999'"),
+    ("no-node-pools", [(F, "    tier: edge\n", "    tier: edge\n    nodePools: []\n")], F, 28,
+     "clusters[2].nodePools", "must list at least 1 entry"),
+    ("cidr-without-prefix", [(F, "external: 192.0.2.1}\n", "external: 192.0.2.1}\n" + RANGES.replace(
+        "nodes: 10.0.0.0/20", "nodes: 10.0.0.0"))], F, 16, "clusters[0].ipRanges.nodes",
+     "'10.0.0.0' is not an IPv4 CIDR block with its prefix length, such as 10.0.0.0/20"),
+    ("call-one-port-after-all", [(A, "", "  - {host: beta.svc.test.example, port: 8080}\n")], A, 13, "calls[2]",
+     "redundant call to beta.svc.test.example port 8080: calls[0] calls every port of it already"),
+    ("call-all-after-one-port", [(A, "", "  - gamma.svc.test.example\n")], A, 13, "calls[2]",
+     "call to every port of gamma.svc.test.example, which calls[1] calls on one port already"),
+    ("empty-service-file", [("services/zeta.yaml", "", "# to do\n")], "services/zeta.yaml", 1, "<document>",
+     "a service file must define a service (this one is empty or only comments)"),
+    ("not-a-yaml-file", [("services/README.md", "", "notes\n")], "services/README.md", 1, "<document>",
+     "is not a YAML file: service files end in .yaml or .yml"),
+    ("misnamed-services-folder", [("service/zeta.yaml", "", ZETA)], "service", 1, "<document>",
+     "unexpected folder: service files go in services/; did you mean services/?"),
+    ("empty-list-in-words", [(F, "domains: [svc.test.example]", "domains: []")], F, 1, "domains",
+     "must list at least 1 entry"),
+    # Strict types and names (item 4).
+    ("snake-case-field", [(A, "serviceAccount: alpha", "service_account: alpha")], A, 4, "service_account",
+     "unknown field 'service_account'; did you mean 'serviceAccount'? (field names are camelCase)"),
+    ("snake-case-fleet-field", [(F, "", "mesh_id: x\n")], F, 29, "mesh_id", "did you mean 'meshId'?"),
+    ("quoted-number", [(C, "number: 9090", "number: '9090'")], C, 8, "ports[1].number",
+     "must be a number, not the string '9090': remove the quotes"),
+    ("float-number", [(C, "number: 9090", "number: 9090.0")], C, 8, "ports[1].number",
+     "must be a whole number, not 9090.0: write 9090"),
+    ("quoted-boolean", [(A, "ingress: true", "ingress: 'off'")], A, 6, "ingress",
+     "must be true or false, not the string 'off': write false without quotes"),
+    ("string-as-number", [(C, "", "owner: 42\n")], C, 9, "owner",
+     "must be a string (got the number 42); if you mean the text, quote it: '42'"),
+    ("yaml-1.1-boolean", [(A, "ingress: true", "ingress: yes")], A, 6, "<document>",
+     "column 10: 'yes' is the boolean true in YAML 1.1 but a string in YAML 1.2; write true for the boolean"),
+    ("yaml-1.1-octal", [(C, "number: 9090", "number: 0750")], C, 8, "<document>",
+     "'0750' is the number 488 in YAML 1.1 but the number 750 in YAML 1.2"),
+    ("yaml-1.1-base-60", [(B, "timeout: 2s", "timeout: 1:30")], B, 11, "<document>",
+     "'1:30' is the number 90 in YAML 1.1 but a string in YAML 1.2"),
+    # Locations that point at the mistake (item 6).
+    ("field-in-the-wrong-mapping", [(C, "", "timeout: 2s\n")], C, 9, "timeout",
+     "unknown field 'timeout'; it belongs under 'traffic'"),
+    ("key-with-bracket", [(A, "", "calls[0]: x\n")], A, 13, "calls[0]", "unknown field 'calls[0]'"),
+    ("after-a-leading-empty-document", [(C, "name: gamma\n", "---\n---\nname: gamma\n"),
+                                        (C, "name: grpc", "name: http")], C, 10, "ports[1].name",
+     "duplicate port name 'http'"),
+    ("unclosed-quote", [(C, "namespace: gamma", 'namespace: "gamma')], C, 3, "<document>",
+     "YAML syntax error at column 12: this quote is never closed"),
+    ("unclosed-bracket", [(L, "gamma: [c1, c2]", "gamma: [c1, c2")], L, 5, "<document>",
+     "YAML syntax error at column 8: this '[' is never closed"),
+    ("nul-byte", [(C, "namespace: gamma", "namespace: gam\x00ma")], C, 3, "<document>",
+     "column 15: a NUL byte (U+0000) is not allowed in YAML; remove it"),
+    ("ansi-escape", [(C, "tier: core", "tier: \x1b[31mcore")], C, 5, "<document>",
+     "column 7: an escape character (U+001B, as in ANSI colour codes pasted from a terminal)"),
+    ("non-character", [(C, "tier: core", "tier: core\ufffe")], C, 5, "<document>", "column 11: U+FFFE"),
 ]
 
 
@@ -143,12 +209,49 @@ def test_each_error_names_file_line_field_and_cause(
     assert matching, f"expected {prefix}…{message}…; got:\n" + "\n".join(rendered)
 
 
-def test_a_broken_location_entry_is_the_only_error(tmp_path: Path) -> None:
-    """One bad entry must not hide the other services' locations (and report them all missing)."""
-    root = manifests.write(tmp_path / "stack", manifests.edited([(L, "gamma: [c1, c2]", "gamma:")]))
+# (id, edits, the only diagnostics' (file, line, field)): one mistake, one error, no cascade.
+ONLY = [
+    ("null-location-entry", [(L, "gamma: [c1, c2]", "gamma:")], [(L, 5, "gamma")]),
+    ("bad-location-key", [(L, "gamma: [c1, c2]", "Gamma: [c1, c2]")], [(L, 5, "Gamma")]),
+    ("locations-syntax-error", [(L, "gamma: [c1, c2]", "gamma: [c1, c2")], [(L, 5, "")]),
+    ("locations-list-after-mapping", [(L, "", "- x\n")], [(L, 6, "")]),
+    ("locations-file-missing", [(L, "alpha: [e1]\n", "")], None),
+    ("service-syntax-error", [(C, "protocol: GRPC}", "protocol: GRPC")], [(C, 8, "")]),
+]
+
+
+@pytest.mark.parametrize(("edits", "only"), [c[1:] for c in ONLY], ids=[c[0] for c in ONLY])
+def test_one_mistake_gives_one_error(tmp_path: Path, edits: list[tuple[str, str, str]],
+                                     only: list[tuple[str, int, str]] | None) -> None:
+    files = manifests.edited(edits)
+    if only is None:  # the locations file deleted: that is the one error
+        files.pop(L)
+        only = [(L, 1, "")]
+    with pytest.raises(ManifestError) as caught:
+        load(manifests.write(tmp_path / "stack", files))
+    assert [(d.file, d.line, d.field) for d in caught.value.diagnostics] == [(f"stack/{f}", n, x) for f, n, x in only]
+
+
+def test_did_you_mean_never_suggests_the_same_word(tmp_path: Path) -> None:
+    root = manifests.write(tmp_path / "stack", manifests.edited([(C, "", "timeout: 2s\nport: 1\n")]))
     with pytest.raises(ManifestError) as caught:
         load(root)
-    assert [d.field for d in caught.value.diagnostics] == ["gamma"]
+    for diagnostic in caught.value.diagnostics:
+        name = diagnostic.field
+        assert f"did you mean {name!r}" not in diagnostic.message
+
+
+def test_no_message_speaks_pydantic(tmp_path: Path) -> None:
+    root = manifests.write(tmp_path / "stack", manifests.edited([
+        (F, "domains: [svc.test.example]", "domains: []"), (C, "number: 9090", "number: x"),
+        (L, "gamma: [c1, c2]", "gamma: [{cluster: c1, weight: 500}]"), (A, "ingress: true", "ingress: 3"),
+        (B, "timeout: 2s", "timeout: [1]")]))
+    with pytest.raises(ManifestError) as caught:
+        load(root)
+    text = "\n".join(d.render() for d in caught.value.diagnostics)
+    assert len(caught.value.diagnostics) >= 5
+    for raw in ("Input should", "after validation", "valid integer", "function-", "[key]"):
+        assert raw not in text, text
 
 
 def test_the_base_manifest_is_valid(tmp_path: Path) -> None:

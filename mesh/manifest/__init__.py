@@ -26,18 +26,20 @@ class Loaded:
     warnings: tuple[Diagnostic, ...]
 
 
-def load(path: Path | str) -> Loaded:
-    """The world model of the manifest at `path`, or `ManifestError` with every error."""
+def load(path: Path | str, shown_as: str | None = None) -> Loaded:
+    """The world model of the manifest at `path`, or `ManifestError` with every error. Files are
+    named relative to the working directory, or under `shown_as` (e.g. `main:stacks/prod` for a
+    manifest exported from git)."""
     with gcpause.paused():
-        return _load(Path(path))
+        return _load(Path(path), shown_as)
 
 
-def _load(root: Path) -> Loaded:
+def _load(root: Path, shown_as: str | None) -> Loaded:
     from mesh.model import World  # the model is built on the schema: import it once both exist
 
     raw, problems = read_manifest(root)
     problems += rules.check(raw)
-    diagnostics = resolve(problems, line_of, root)
+    diagnostics = resolve(problems, line_of, root, shown_as)
     errors = [d for d in diagnostics if d.severity is Severity.ERROR]
     if errors or raw.fleet is None:
         raise ManifestError(errors)

@@ -7,16 +7,15 @@ Every document is checked even after an earlier one failed, so one run reports e
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from mesh.diagnostics import NodePath, Problem
-from mesh.manifest import schema
+from mesh.diagnostics import NodePath, Problem, display_path
+from mesh.manifest import files, messages, schema
+from mesh.manifest.messages import describe
 from mesh.manifest.yaml_source import parse
 
 FLEET_FILE = "fleet.yaml"
@@ -68,20 +67,24 @@ class RawManifest:
     locations_origin: Origin
     invalid: Declared = Declared()
     broken_locations: frozenset[str] = frozenset()  # entries reported already; no "has no location"
+    locations_complete: bool = True  # False: the file was unusable, so no service lacks a location
 
 
 # Locations are checked entry by entry, so one broken entry does not hide every other service's.
-_LOCATIONS = TypeAdapter(dict[schema.DnsLabel, Any])
-_LOCATION_LIST = TypeAdapter(list[schema.LocationEntry])
+_LOCATION_LIST: Any = list[schema.LocationEntry]
+_SERVICE_NAME: Any = schema.DnsLabel
+_UNUSABLE = object()
 
 
 def read_manifest(root: Path) -> tuple[RawManifest, list[Problem]]:
     """Parse and schema-check every file under `root` (a directory or a single bundle file)."""
-    if root.is_file():
+    fault = files.file_fault(root, "manifest")
+    if fault is None:
         return _read_bundle(root)
-    if not root.is_dir():
+    if not fault.startswith("is a folder"):
         origin = Origin(root)
-        return _empty(root, origin), [origin.problem("no such file or directory", "not-found")]
+        reason = "not-found" if fault == files.MISSING else "unreadable"
+        return _empty(root, origin), [Problem(root, 0, (), fault, reason, line=1)]
     return _read_directory(root)
 
 
@@ -93,50 +96,90 @@ def _read_directory(root: Path) -> tuple[RawManifest, list[Problem]]:
     problems: list[Problem] = []
     fleet_origin = Origin(root / FLEET_FILE)
     fleet = None
-    if fleet_origin.file.is_file():
+    if _present(fleet_origin, "the fleet file is missing", problems):
         fleet = _single(fleet_origin, schema.Fleet, problems)
-    else:
-        problems.append(fleet_origin.problem("the fleet file is missing", "missing-file"))
-
     locations_origin = Origin(root / LOCATIONS_FILE)
     locations: dict[str, list[schema.Location]] = {}
     broken: set[str] = set()
-    if locations_origin.file.is_file():
-        for name, entries in (_single(locations_origin, _LOCATIONS, problems) or {}).items():
-            checked = _validate(entries, _LOCATION_LIST, locations_origin.at(name), problems)
-            if checked is None:
-                broken.add(name)
-            else:
-                locations[name] = checked
-    else:
-        problems.append(locations_origin.problem("the locations file is missing", "missing-file"))
+    complete = False
+    if _present(locations_origin, "the locations file is missing", problems):
+        complete = _read_locations(locations_origin, locations, broken, problems)
+    services, known = _read_services(root / SERVICES_DIR, problems)
+    problems += [Problem(path, 0, (), message, "unexpected-file", line=1)
+                 for path, message in files.stray_paths(root, {FLEET_FILE, LOCATIONS_FILE}, SERVICES_DIR)]
+    manifest = RawManifest(root, fleet, fleet_origin, tuple(services), locations, locations_origin, known,
+                           frozenset(broken), complete)
+    return manifest, problems
 
+
+def _present(origin: Origin, missing: str, problems: list[Problem]) -> bool:
+    fault = files.file_fault(origin.file)
+    if fault is not None:
+        problems.append(Problem(origin.file, 0, (), missing if fault == files.MISSING else fault,
+                                "missing-file" if fault == files.MISSING else "unreadable", line=1))
+    return fault is None
+
+
+def _read_locations(origin: Origin, out: dict[str, list[schema.Location]], broken: set[str],
+                    problems: list[Problem]) -> bool:
+    """Fill `out` entry by entry; False when the file as a whole is unusable (then no service can be
+    said to lack a location)."""
+    document = _document(origin, problems)
+    if document is _UNUSABLE:
+        return False
+    if not isinstance(document, dict):
+        problems.append(origin.problem(f"must map each service name to its clusters (got {describe(document)})",
+                                       "schema:dict_type"))
+        return False
+    for name, entries in document.items():
+        if _validate(name, _SERVICE_NAME, origin.at(str(name)), problems, key=True) is None:
+            broken.add(str(name))
+            continue
+        checked = _validate(entries, _LOCATION_LIST, origin.at(name), problems)
+        if checked is None:
+            broken.add(name)
+        else:
+            out[name] = checked
+    return True
+
+
+def _read_services(directory: Path, problems: list[Problem]) -> tuple[list[SourcedService], Declared]:
     services = []
     invalid: list[Any] = []
-    unreadable: list[Path] = []
-    for file in _service_files(root / SERVICES_DIR):
+    found = files.service_files(directory)
+    problems += [Problem(path, 0, (), message, "unreadable", line=1) for path, message in found.faults]
+    unreadable = bool(found.faults)
+    for file in found.files:
         documents, faults = parse(file)
         problems += [Problem(file, 0, (), f.message, f.reason, line=f.line) for f in faults]
         if faults:
-            unreadable.append(file)
-        for index, document in enumerate(documents if not faults else []):
+            unreadable = True
+            continue
+        if not documents:
+            problems.append(Problem(file, 0, (), "a service file must define a service (this one is empty or only "
+                                    "comments)", "empty-file"))
+        for index, document in enumerate(documents):
             origin = Origin(file, index)
             service = _validate(document, schema.Service, origin, problems)
             if service is not None:
                 services.append(SourcedService(service, origin))
             else:
                 invalid.append(document)
-    problems += _stray_files(root)
-    known = _declared_names(invalid, complete=not unreadable)
-    manifest = RawManifest(root, fleet, fleet_origin, tuple(services), locations, locations_origin, known,
-                           frozenset(broken))
-    return manifest, problems
+    return services, _declared_names(invalid, complete=not unreadable)
 
 
 def _read_bundle(file: Path) -> tuple[RawManifest, list[Problem]]:
     problems: list[Problem] = []
     origin = Origin(file)
-    bundle = _single(origin, schema.Bundle, problems)
+    document = _document(origin, problems)
+    if isinstance(document, dict) and "services" not in document and "locations" not in document:
+        in_folder = (file.parent / LOCATIONS_FILE).exists()
+        folder = f"give its folder ({display_path(file.parent, file.parent)}) or " if in_folder else ""
+        problems.append(origin.problem(
+            f"this is a fleet file without services: a single-file manifest needs `services:` and `locations:` "
+            f"too; {folder}add them here", "not-a-bundle"))
+        return _empty(file, origin), problems
+    bundle = None if document is _UNUSABLE else _validate(document, schema.Bundle, origin, problems)
     if bundle is None:
         return _empty(file, origin), problems
     services = tuple(
@@ -156,100 +199,48 @@ def _declared_names(documents: list[Any], complete: bool) -> Declared:
     return Declared(strings("name"), strings("host"), complete)
 
 
-def _single(origin: Origin, model: Any, problems: list[Problem]) -> Any:
-    """The one document of a file, validated; None (with problems recorded) if it is not usable."""
+def _document(origin: Origin, problems: list[Problem]) -> Any:
+    """The one document of a file, or `_UNUSABLE` (with problems recorded)."""
     documents, faults = parse(origin.file)
     problems += [Problem(origin.file, 0, (), f.message, f.reason, line=f.line) for f in faults]
     if faults:
-        return None
+        return _UNUSABLE
     if len(documents) != 1:
-        problems.append(
-            origin.problem(f"expected exactly one YAML document, found {len(documents)}", "documents")
-        )
-        return None
-    return _validate(documents[0], model, origin, problems)
+        found = "the file is empty (or only comments)" if not documents else f"found {len(documents)}"
+        problems.append(origin.problem(f"expected exactly one YAML document; {found}", "documents"))
+        return _UNUSABLE
+    return documents[0]
 
 
-def _validate(document: Any, model: Any, origin: Origin, problems: list[Problem]) -> Any:
+def _single(origin: Origin, model: Any, problems: list[Problem]) -> Any:
+    """The one document of a file, validated; None (with problems recorded) if it is not usable."""
+    document = _document(origin, problems)
+    return None if document is _UNUSABLE else _validate(document, model, origin, problems)
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _validate(document: Any, model: Any, origin: Origin, problems: list[Problem], key: bool = False) -> Any:
+    adapter = _ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _ADAPTERS[model] = TypeAdapter(model)
     try:
-        if isinstance(model, TypeAdapter):
-            return model.validate_python(document)
-        return model.model_validate(document)
+        return adapter.validate_python(document, **schema.VALIDATE)
     except ValidationError as exc:
-        problems += [_problem_from_pydantic(error, origin) for error in exc.errors()]
+        problems += [_problem(error, document, model, origin, key) for error in exc.errors()]
         return None
 
 
-def _service_files(directory: Path) -> Iterator[Path]:
-    if not directory.is_dir():
-        return iter(())
-    # Sorted so that errors and output never depend on the file system's listing order.
-    return iter(sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
+def _problem(error: Any, document: Any, model: Any, origin: Origin, key: bool) -> Problem:
+    path, names_key = messages.yaml_path(document, error["loc"])
+    if error["type"] == "missing" or error["type"] == "extra_forbidden":
+        parent = path[:-1]
+        words = messages.message(error, messages.model_at(model, parent))
+        return origin.problem(words, "missing-field" if error["type"] == "missing" else "unknown-field", *path,
+                              key=error["type"] == "extra_forbidden")
+    words = messages.message(error, None)
+    reason = "invalid-format" if error["type"] == "string_pattern_mismatch" else f"schema:{error['type']}"
+    return origin.problem(words, reason, *path, key=key or names_key)
 
 
-def _stray_files(root: Path) -> list[Problem]:
-    """A misspelt `location.yaml` would otherwise be ignored without a word."""
-    expected = {FLEET_FILE, LOCATIONS_FILE}
-    return [
-        Problem(
-            path, 0, (),
-            f"unexpected manifest file; expected {FLEET_FILE}, {LOCATIONS_FILE} or "
-            f"{SERVICES_DIR}/*.yaml",
-            "unexpected-file",
-        )
-        for path in sorted(root.iterdir())
-        if path.suffix in (".yaml", ".yml") and path.is_file() and path.name not in expected
-    ]
-
-
-# ------------------------------------------------------------------------- pydantic → our messages
-
-_PATTERN_HINTS = {
-    schema.DNS_LABEL: "a DNS label: lower-case letters, digits and '-', starting and ending with a "
-    "letter or digit",
-    schema.CLUSTER_NAME: "a GKE cluster name: lower-case letters, digits and '-', starting with a "
-    "letter, at most 40 characters",
-    schema.GCP_PROJECT: "a GCP project id: 6-30 lower-case letters, digits and '-', starting with a "
-    "letter",
-    schema.GCP_REGION: "a GCP region such as us-east1",
-    schema.DURATION: "a duration such as 500ms, 2s, 1m or 1h",
-    schema.DNS_NAME: "a valid DNS name (lower-case labels of letters, digits and '-', separated by dots, "
-    "at least two labels)",
-}
-
-
-def _known_fields() -> list[str]:
-    names: set[str] = set()
-    for value in vars(schema).values():
-        if isinstance(value, type) and issubclass(value, BaseModel):
-            names.update(f.alias or n for n, f in value.model_fields.items())
-    return sorted(names)
-
-
-_KNOWN_FIELDS = _known_fields()
-
-
-def _problem_from_pydantic(error: Any, origin: Origin) -> Problem:
-    # Pydantic puts validator names (e.g. `function-before[...]`) in locations; they are not YAML.
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
-    kind = error["type"]
-    if kind == "missing":
-        # The path names the missing field; its line is the one of the mapping that lacks it.
-        return origin.problem(f"required field {loc[-1]!r} is missing", "missing-field", *loc)
-    if kind == "extra_forbidden":
-        name = str(loc[-1])
-        hint = difflib.get_close_matches(name, _KNOWN_FIELDS, n=1)
-        suffix = f"; did you mean {hint[0]!r}?" if hint else ""
-        return origin.problem(f"unknown field {name!r}{suffix}", "unknown-field", *loc, key=True)
-    if kind == "string_pattern_mismatch":
-        pattern = error["ctx"]["pattern"]
-        expected = _PATTERN_HINTS.get(pattern, f"a string matching {pattern}")
-        return origin.problem(f"{error['input']!r} is not {expected}", "invalid-format", *loc)
-    message = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
-    if kind not in ("value_error",) and _short(error.get("input")):
-        message = f"{message} (got {error['input']!r})"
-    return origin.problem(message, f"schema:{kind}", *loc)
-
-
-def _short(value: Any) -> bool:
-    return isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 60

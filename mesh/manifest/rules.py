@@ -12,12 +12,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from mesh.diagnostics import Problem, Severity
-from mesh.manifest import schema
+from mesh.manifest import egress_rules, schema
 from mesh.manifest.load import Origin, RawManifest, SourcedService
 
 
 def check(raw: RawManifest) -> list[Problem]:
     """Every cross-document problem of the manifest (errors and warnings)."""
+    raw, outside = egress_rules.split(raw)  # calls out of the mesh: judged there, not as unknown hosts
     problems: list[Problem] = []
     fleet = raw.fleet
     if fleet is not None:
@@ -25,7 +26,7 @@ def check(raw: RawManifest) -> list[Problem]:
     problems += _check_services(raw, fleet)
     if fleet is not None:
         problems += _check_locations(raw, fleet)
-    return problems
+    return problems + outside
 
 
 def _hint(name: str, choices: Iterable[str], what: str) -> str:
@@ -175,6 +176,7 @@ _SNAKE = {"nodes": "nodes", "pods": "pods", "services": "services", "controlPlan
 
 
 RESERVED_NAMESPACES = frozenset({"istio-system", "kube-system", "kube-public", "kube-node-lease", "default"})
+RESERVED_PREFIXES = ("kube-",)  # Kubernetes and its add-ons (kube-flannel, kube-dns, ...)
 
 
 def _check_identities(raw: RawManifest, fleet: schema.Fleet | None) -> Iterator[Problem]:
@@ -189,7 +191,7 @@ def _check_identities(raw: RawManifest, fleet: schema.Fleet | None) -> Iterator[
         if service.name in names:
             continue  # a duplicate declaration: reported once, as such
         names.add(service.name)
-        if service.namespace in reserved:
+        if service.namespace in reserved or service.namespace.startswith(RESERVED_PREFIXES):
             yield at.problem(f"namespace {service.namespace!r} belongs to the platform (Istio, Kubernetes or "
                              "the ingress gateway); give the service its own", "reserved-namespace", "namespace")
         owner = accounts.setdefault((service.namespace, service.service_account), service.name)
@@ -273,18 +275,31 @@ def _check_service_fleet(service: schema.Service, at: Origin, fleet: schema.Flee
         )
 
 
+def _check_redundant(call: schema.Call, i: int, seen: dict[tuple[str, int | None], int],
+                     at: Origin) -> Iterator[Problem]:
+    """A call listed twice, or one port of a host that is called on every port already."""
+    if (call.host, call.port) in seen:
+        yield at.problem(f"duplicate call to {call.host}" + (f" port {call.port}" if call.port else "")
+                         + f" (also calls[{seen[call.host, call.port]}])", "duplicate-call", "calls", i)
+    elif call.port is not None and (call.host, None) in seen:
+        yield at.problem(f"redundant call to {call.host} port {call.port}: calls[{seen[call.host, None]}] calls "
+                         "every port of it already", "redundant-call", "calls", i)
+    elif call.port is None and (first := [j for (h, p), j in seen.items() if h == call.host and p is not None]):
+        yield at.problem(f"call to every port of {call.host}, which calls[{first[0]}] calls on one port already; "
+                         "keep one of them", "redundant-call", "calls", i)
+    seen.setdefault((call.host, call.port), i)
+
+
 def _check_calls(
     raw: RawManifest, by_host: dict[str, SourcedService], fleet: schema.Fleet | None
 ) -> Iterator[Problem]:
     called: set[str] = set()
     for entry in raw.services:
         service, at = entry.service, entry.origin
-        seen: set[tuple[str, int | None]] = set()
+        seen: dict[tuple[str, int | None], int] = {}
         for i, call in enumerate(service.calls):
             target = by_host.get(call.host)
-            if (call.host, call.port) in seen:
-                yield at.problem(f"duplicate call to {call.host}", "duplicate-call", "calls", i)
-            seen.add((call.host, call.port))
+            yield from _check_redundant(call, i, seen, at)
             if target is None:
                 if raw.invalid.complete and call.host not in raw.invalid.hosts:
                     yield at.problem(
@@ -337,12 +352,19 @@ def _check_locations(raw: RawManifest, fleet: schema.Fleet) -> Iterator[Problem]
             )
             continue
         yield from _check_service_locations(services[name].service, locations, clusters, at.at(name))
+    if not raw.locations_complete:
+        return  # the file itself is unusable and reported so: no service can be said to lack a location
     for name, entry in services.items():
-        if name not in raw.locations and name not in raw.broken_locations:
+        if name not in raw.locations and not _reported(name, raw.broken_locations):
             yield entry.origin.problem(
                 f"service {name!r} has no location; add it to {raw.locations_origin.file.name}",
                 "no-location", "name",
             )
+
+
+def _reported(name: str, broken: frozenset[str]) -> bool:
+    """An entry for this service (or one misspelt close to it) was reported broken already."""
+    return name in broken or bool(difflib.get_close_matches(name, [b.lower() for b in broken], n=1, cutoff=0.8))
 
 
 def _check_service_locations(
@@ -372,8 +394,6 @@ def _check_service_locations(
                 f"{cluster.name!r} is in tier {cluster.tier!r}",
                 "tier-mismatch", i, "cluster",
             )
-        if location.role is not None and location.weight is not None:
-            yield at.problem("give a location a role or a weight, not both", "role-and-weight", i)
     yield from _check_location_mode(locations, at)
 
 
