@@ -138,11 +138,17 @@ def default_base(repo: Path) -> str:
     raise DiffError("no main branch to compare with; give BASE explicitly")
 
 
+def _shown(side: str) -> str | None:
+    return None if Path(side).exists() else (side if ":" in side else f"{side}:stacks/prod")
+
+
 def diff_sides(base: str, head: str, repo: Path, stack: str | None = None) -> Diff:
     """Compare two sides; with `stack`, also run the Pulumi program for both (mesh/diff_infra.py)."""
     with tempfile.TemporaryDirectory() as scratch:
         manifests = materialize(base, repo, Path(scratch)), materialize(head, repo, Path(scratch))
-        result = diff_worlds(load(manifests[0]).world, load(manifests[1]).world)
+        # Errors name the side they come from: a path as given, a git ref as `ref:path`.
+        result = diff_worlds(load(manifests[0], shown_as=_shown(base)).world,
+                             load(manifests[1], shown_as=_shown(head)).world)
         if stack is not None:
             from mesh import diff_infra
 
@@ -268,6 +274,7 @@ def _intent(before: World, after: World, objects: list[ObjectChange]) -> tuple[l
     lines += [f"cluster {n} is added ({after.clusters[n].region}, network {after.clusters[n].network}, tier "
               f"{after.clusters[n].tier})" for n in sorted(set(after.clusters) - set(before.clusters))]
     lines += list(_call_changes(before, after))
+    lines += list(_external_changes(before, after))
     lines += list(_placement_changes(before, after))
     lines += list(_exposure_changes(before, after))
     return destructive, destructive + lines
@@ -289,6 +296,42 @@ def _call_changes(before: World, after: World) -> Iterator[str]:
             yield f"{pair[0]} → {pair[1]}: ports {_ports(old[pair]) or ' all'} → {_ports(new[pair]) or ' all'}"
     for name in sorted(set(before.services) - set(after.services)):
         yield f"service {name} is removed"
+
+
+def _external_calls(world: World) -> dict[tuple[str, str], str]:
+    """(caller, external) → `host:port` as said in an intent line; allWorkloads ones under caller `*`."""
+    out: dict[tuple[str, str], str] = {}
+    for call in world.external_calls:
+        external = world.externals[call.external]
+        ports = call.ports or tuple(p.number for p in external.ports)
+        where = f"{'/'.join(call.hosts)}:{','.join(map(str, ports))}"
+        how = "external, via the egress gateway" if external.egress_gateway else "external"
+        out[("*" if external.all_workloads else call.caller, call.external)] = f"{where} ({how})"
+    return out
+
+
+def _external_changes(before: World, after: World) -> Iterator[str]:
+    """Calls out of the mesh added, removed or changed; destinations approved or withdrawn; egress gateways."""
+    old, new = _external_calls(before), _external_calls(after)
+    for name in sorted(set(after.externals) - set(before.externals)):
+        ext = after.externals[name]
+        who = "every workload" if ext.all_workloads else f"tiers {', '.join(ext.tiers)}"
+        yield f"external destination {name} ({', '.join(ext.hosts)}) is approved for {who}"
+    for name in sorted(set(before.externals) - set(after.externals)):
+        yield f"external destination {name} is withdrawn"
+    for key in sorted(set(new) | set(old)):
+        caller = "every workload" if key[0] == "*" else key[0]
+        if key not in old:
+            yield f"{caller} may now {'reach' if key[0] == '*' else 'call'} {new[key]}"
+        elif key not in new:
+            yield f"{caller} may no longer {'reach' if key[0] == '*' else 'call'} {old[key]}"
+        elif old[key] != new[key]:
+            yield f"{caller} → {key[1]}: {old[key]} → {new[key]}"
+    from mesh.compile import egress
+
+    was, now = set(egress.gateway_clusters(before)), set(egress.gateway_clusters(after))
+    yield from (f"{c} now needs an egress gateway (istio-egress/istio-egressgateway)" for c in sorted(now - was))
+    yield from (f"{c} no longer needs its egress gateway" for c in sorted(was - now))
 
 
 def _ports(ports: tuple[int, ...] | None) -> str:

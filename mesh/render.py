@@ -41,11 +41,19 @@ def cluster_files(objects: list[dict[str, Any]]) -> dict[str, str]:
     return {file_name(kind): to_yaml(by_kind[kind]) for kind in KINDS if kind in by_kind}
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write(out: Path, compiled: Mapping[str, list[dict[str, Any]]]) -> int:
     """Replace `out` with the rendered fleet; returns the number of files written."""
     _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # mkdtemp makes 0700; the output is for others (a GitOps agent) to read: 0755 under umask 022.
+    staging.chmod(0o777 & ~_umask())
     count = 0
     try:
         (staging / MARKER).write_text("Written by `mesh render`; replaced on every run.\n")

@@ -203,21 +203,11 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_rendered_files_are_readable_by_others(tmp_path: Path) -> None:
-    if render_keeps_private_folders():
-        pytest.xfail("mesh/render.py: the staging folder keeps mkdtemp's 0700 (fix given in the issue-12 report)")
     result = mesh("render", "--out", tmp_path / "out")
     assert result.returncode == 0
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "out/core-use1-a").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "out/core-use1-a/00-namespace.yaml").stat().st_mode & 0o777 == 0o644
-
-
-def render_keeps_private_folders() -> bool:
-    import inspect
-
-    from mesh import render
-
-    return "chmod" not in inspect.getsource(render.write)
 
 
 @pytest.mark.parametrize(("raised", "status", "message"), [

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mesh import diff_format, diff_infra, preview
+from mesh.diagnostics import ManifestError
 from mesh.diff import diff_sides, diff_worlds, field_changes
 from mesh.manifest import load, schema
 
@@ -427,3 +428,16 @@ def test_a_renamed_resource_shows_what_differs_from_the_one_it_replaces() -> Non
     text = diff_format.text(result)
     assert "± kubernetes:helm.sh/v3:Release core-use1-a-istiod-1-31-1 → core-use1-a-istiod-1-31-2" in text
     assert "      version: 1.31.1 → 1.31.2" in text
+
+
+def test_a_broken_git_side_is_named_as_its_ref(tmp_path: Path) -> None:
+    repo = project_repo(tmp_path)
+    payments = repo / "stacks/prod/services/payments.yaml"
+    payments.write_text(payments.read_text().replace("name: payments", "name: Payments!"))
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
+                    "commit", "-qam", "break payments"], check=True)
+    with pytest.raises(ManifestError) as caught:
+        diff_sides("HEAD", "main", repo)
+    rendered = [d.render() for d in caught.value.diagnostics]
+    assert any(line.startswith("HEAD:stacks/prod/services/payments.yaml:") for line in rendered), rendered
+    assert all(line.startswith("HEAD:stacks/prod/") for line in rendered), rendered

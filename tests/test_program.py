@@ -18,6 +18,7 @@ import pytest
 
 from mesh import preview
 from mesh.compile import compile_fleet
+from mesh.diagnostics import ManifestError
 from mesh.infra.mesh_config import resource_name
 from mesh.manifest import load
 from mesh.outputs import StackOutputs
@@ -198,7 +199,8 @@ def test_a_shard_without_the_shared_root_is_refused(tmp_path: Path) -> None:
 
 def test_bad_stack_config_is_a_clear_error(tmp_path: Path) -> None:
     project = _project(tmp_path, {"mesh:istioVersion": "latest"})
-    with pytest.raises(pulumi.RunError, match="mesh:istioVersion: String should match pattern"):
+    with pytest.raises(ManifestError, match=r"Pulumi.test.yaml:1: mesh:istioVersion: 'latest' is not an Istio "
+                                            r"version such as 1\.31\.1"):
         preview.run(project, "test")
 
 
@@ -450,7 +452,7 @@ def test_a_canary_revision_is_installed_beside_the_serving_one(tmp_path: Path) -
     assert sorted(r.inputs["version"] for r in istiods) == ["1.31.1", "1.32.0"]
     outputs = result.outputs["clusters"]["core-use1-a"]
     assert outputs["istioRevision"] == "1-31-1" and outputs["istioRevisions"] == ["1-31-1", "1-32-0"]
-    with pytest.raises(pulumi.RunError, match=r"istioVersion 1\.31\.1 must be one of istioRevisions"):
+    with pytest.raises(ManifestError, match=r"mesh:istioRevisions: must include istioVersion 1\.31\.1"):
         preview.run(_project(tmp_path, {"mesh:istioRevisions": ["1.32.0"]}), "test")
 
 
