@@ -563,7 +563,8 @@ def test_prod_broken_resource_not_waiting_for_its_api(prod: preview.PreviewResul
 
 
 def _fake_preview(monkeypatch: pytest.MonkeyPatch, fleet: Fleet) -> None:
-    monkeypatch.setattr(preview, "run", lambda project_dir, stack, **options: preview.PreviewResult(stack, "fleet-mesh", fleet))
+    monkeypatch.setattr(preview, "run",
+                        lambda project_dir, stack, **options: preview.PreviewResult(stack, "fleet-mesh", fleet))
 
 
 def test_mesh_preview_fails_on_a_mandatory_violation(monkeypatch: pytest.MonkeyPatch, baseline: Fleet,
