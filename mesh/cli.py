@@ -147,11 +147,30 @@ def _parser() -> argparse.ArgumentParser:
                           help="compare the compiled mesh only (faster: no mock-engine runs)")
     diff_cmd.set_defaults(run=_diff)
 
-    schema_cmd = commands.add_parser("schema", help="print the JSON Schema of a manifest file")
+    schema_cmd = commands.add_parser("schema", help="print the JSON Schema of a manifest file or the stack outputs")
     schema_cmd.add_argument("kind", nargs="?", default="service",
-                            choices=("service", "fleet", "locations", "bundle"),
-                            help="which file (default: service)")
+                            choices=("service", "fleet", "locations", "bundle", "outputs"),
+                            help="which file (default: service); outputs: the stack outputs other teams read")
     schema_cmd.set_defaults(run=_schema)
+
+    size_cmd = commands.add_parser(
+        "size", help="what each istiod and each workload's proxy will hold, before apply (estimates)")
+    _add_path(size_cmd)
+    size_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    size_cmd.add_argument("--top", type=int, default=10, help="how many of the largest proxies to list")
+    size_cmd.set_defaults(run=_size)
+
+    shards_cmd = commands.add_parser(
+        "shards", help="propose stacks that each stay under a resource limit; optionally write their stack files")
+    _add_path(shards_cmd)
+    shards_cmd.add_argument("--by", choices=("cluster", "region", "tier"), default="region",
+                            help="group clusters by (default: region)")
+    shards_cmd.add_argument("--limit", type=int, default=None, help="resources per stack (default: 3,000)")
+    shards_cmd.add_argument("--write", type=Path, metavar="DIR",
+                            help="write Pulumi.<prefix>-<shard>.yaml files there, from --stack's config")
+    shards_cmd.add_argument("--stack", default="prod", help="stack whose config the shards start from")
+    shards_cmd.add_argument("--org", default="organization", help="Pulumi organization of the stacks")
+    shards_cmd.set_defaults(run=_shards)
     for command in commands.choices.values():  # `mesh validate --debug` works as well as `mesh --debug validate`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
@@ -297,6 +316,11 @@ def pulumi_run_error() -> type[Exception]:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    if args.kind == "outputs":
+        from mesh.outputs import json_schema
+
+        print(json.dumps(json_schema(), indent=2, sort_keys=True))
+        return 0
     models: dict[str, Any] = {
         "service": manifest_schema.Service,
         "fleet": manifest_schema.Fleet,
@@ -305,6 +329,45 @@ def _schema(args: argparse.Namespace) -> int:
     }
     print(json.dumps(manifest_schema.json_schema(models[args.kind]), indent=2, sort_keys=True))
     return 0
+
+
+def _size(args: argparse.Namespace) -> int:
+    from mesh import size
+
+    sizes = size.measure(compile_fleet(_load(args.path).world))
+    if args.format == "json":
+        print(json.dumps(size.as_json(sizes), indent=2, sort_keys=True))
+    else:
+        print(size.report(sizes, top=args.top))
+    return 0
+
+
+def _shards(args: argparse.Namespace) -> int:
+    from mesh import preview, shards
+    from mesh.infra.plan import STACK_RESOURCE_LIMIT
+
+    limit = args.limit or STACK_RESOURCE_LIMIT
+    world = _load(args.path).world
+    proposal = shards.propose(world, compile_fleet(world), args.by, limit)
+    print(shards.report(proposal, limit, args.by))
+    if args.write:
+        project, config, _ = preview.read_stack_config(Path("."), args.stack)
+        args.write.mkdir(parents=True, exist_ok=True)
+        for name, text in shards.stack_files(proposal, json_config(config), args.org, project, args.stack).items():
+            (args.write / name).write_text(text)
+            print(f"wrote {args.write / name}")
+    return 1 if any(s.over(limit) for s in proposal) else 0
+
+
+def json_config(config: dict[str, str]) -> dict[str, Any]:
+    """Pulumi's flat config (structured values as JSON strings) back into YAML-shaped values."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        try:
+            out[key] = json.loads(value) if value[:1] in "[{" else value
+        except ValueError:
+            out[key] = value
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,79 @@
+"""mesh shards: stacks under a resource limit, and the stack files that run them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from mesh import preview, shards
+from mesh.compile import compile_fleet
+from mesh.manifest import load
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOT_CA = (Path(__file__).parent / "fixtures" / "root-ca.pem").read_text()
+
+
+def test_every_proposed_stack_stays_under_the_limit_and_every_cluster_is_in_one() -> None:
+    world = load(ROOT / "stacks/prod").world
+    compiled = compile_fleet(world)
+    size = shards.sizes(compiled)
+    limit = max(size.values()) + 10  # room for the largest cluster, not for two large ones
+    for by in shards.KEYS:
+        proposal = shards.propose(world, compiled, by, limit)
+        assert sorted(c for s in proposal for c in s.clusters) == sorted(world.clusters)
+        assert all(s.resources <= limit and s.resources == sum(size[c] for c in s.clusters) for s in proposal)
+    by_region = {s.name: s.clusters for s in shards.propose(world, compiled, "region", limit)}
+    assert all(world.clusters[c].region == name.rsplit("-", 1)[0] or world.clusters[c].region == name
+               for name, members in by_region.items() for c in members)
+
+
+def test_a_cluster_alone_over_the_limit_is_reported_not_hidden() -> None:
+    world = load(ROOT / "stacks/prod").world
+    proposal = shards.propose(world, compile_fleet(world), "cluster", limit=100)
+    over = [s for s in proposal if s.over(100)]
+    assert over and all(len(s.clusters) == 1 for s in over)
+    assert "cannot be split yet" in shards.report(proposal, 100, "cluster")
+
+
+def test_the_written_stacks_preview_as_shards_that_read_each_other(tmp_path: Path) -> None:
+    world = load(ROOT / "stacks/prod").world
+    proposal = shards.propose(world, compile_fleet(world), "region")
+    base = {"mesh:manifest": str(ROOT / "stacks/prod"), "mesh:istioVersion": "1.31.1",
+            "mesh:ingressSourceRanges": ["198.51.100.0/25"], "mesh:rootCaCertificate": ROOT_CA,
+            "mesh:rootCaKey": {"secure": "v1:not-copied"}}
+    files = shards.stack_files(proposal, base, "acme", "fleet-mesh", "prod")
+    assert sorted(files) == ["Pulumi.prod-europe-west1.yaml", "Pulumi.prod-us-east1.yaml", "Pulumi.prod-us-west1.yaml"]
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for name, text in files.items():
+        config = yaml.safe_load(text)["config"]
+        assert "mesh:rootCaKey" not in config  # per-stack secret: set with pulumi config set --secret
+        config["mesh:rootCaKey"] = {"secure": "v1:set-by-hand"}
+        (tmp_path / name).write_text(json.dumps({"config": config}))
+    west = preview.run(tmp_path, "prod-us-west1")
+    clusters = sorted(r.name for r in west.registrations if r.type == "gcp:container/cluster:Cluster")
+    assert clusters == ["core-usw1-a", "data-usw1-a", "edge-usw1-a"]
+    references = sorted(r.inputs["name"] for r in west.registrations if r.type == "pulumi:pulumi:StackReference")
+    assert references == ["acme/fleet-mesh/prod-europe-west1", "acme/fleet-mesh/prod-us-east1"]
+
+
+def test_the_commands_print_and_exit_by_what_they_found(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def mesh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mesh", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+
+    fits = mesh("shards", "--by", "region")
+    assert fits.returncode == 0 and "3 stacks by region" in fits.stdout
+    assert mesh("shards", "--by", "cluster", "--limit", "100").returncode == 1  # some cluster alone is over
+    written = mesh("shards", "--write", str(tmp_path))
+    assert written.returncode == 0 and len(list(tmp_path.glob("Pulumi.prod-*.yaml"))) == 3
+    size = mesh("size", "--format", "json")
+    assert size.returncode == 0 and json.loads(size.stdout)["core-use1-b"]["workloads"]["shop"]["hosts"] > 0
+    schema = mesh("schema", "outputs")
+    assert json.loads(schema.stdout)["properties"]["schemaVersion"]["const"] == 2
