@@ -58,6 +58,7 @@ class Diff:
     objects: list[ObjectChange] = field(default_factory=list)
     resources: list[Any] = field(default_factory=list)  # diff_infra.ResourceChange, when compared
     worlds: tuple[World, World] | None = None  # before and after, for pictures
+    sizes: list[str] = field(default_factory=list)  # how the change moves what istiod and proxies hold
 
     @property
     def changed(self) -> bool:
@@ -170,7 +171,31 @@ def diff_worlds(before: World, after: World) -> Diff:
     for cluster in sorted(set(old) | set(new)):
         result.objects += _object_changes(cluster, _index(old.get(cluster, [])), _index(new.get(cluster, [])))
     result.destructive, result.intent = _intent(before, after, result.objects)
+    result.sizes = _size_changes(old, new, sorted({c.cluster for c in result.objects}))
     return result
+
+
+def _size_changes(old: Mapping[str, list[dict[str, Any]]], new: Mapping[str, list[dict[str, Any]]],
+                  touched: list[str]) -> list[str]:
+    """One line per touched cluster whose estimated istiod or largest-proxy size moves (mesh size)."""
+    from mesh import size
+
+    lines = []
+    for cluster in touched:
+        was, now = (size.measure({cluster: side[cluster]})[0] if cluster in side else None for side in (old, new))
+        if was is None or now is None:
+            continue  # an added or removed cluster: its objects say it all
+        before_proxy = max((w.proxy_mb for w in was.workloads), default=size.ENVOY_BASE_MB)
+        after_proxy = max((w.proxy_mb for w in now.workloads), default=size.ENVOY_BASE_MB)
+        moved = {(w.namespace, w.hosts) for w in now.workloads} ^ {(w.namespace, w.hosts) for w in was.workloads}
+        if round(was.istiod_mb) == round(now.istiod_mb) and round(before_proxy) == round(after_proxy) and not moved:
+            continue
+        hosts = {w.namespace: w.hosts for w in was.workloads}
+        grown = ", ".join(f"{w.namespace} {hosts.get(w.namespace, 0)} → {w.hosts}" for w in now.workloads
+                          if hosts.get(w.namespace, 0) != w.hosts)
+        lines.append(f"{cluster}: istiod ≈ {was.istiod_mb:,.0f} → {now.istiod_mb:,.0f} MB, largest proxy ≈ "
+                     f"{before_proxy:,.0f} → {after_proxy:,.0f} MB" + (f"; imported hosts: {grown}" if grown else ""))
+    return lines
 
 
 def _index(objects: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:

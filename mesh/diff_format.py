@@ -68,6 +68,8 @@ def text(diff: Diff, colour: bool = False) -> str:
         for action, heading, fields, destructive in _resource_lines(diff):
             lines.append(paint(RED if destructive else COLOUR[action], f"  {SIGN[action]} {heading}"))
             lines += [f"      {line}" for line in fields]
+    if diff.sizes:
+        lines += ["", paint(BOLD, "Size (estimates, mesh size)")] + [f"  {line}" for line in diff.sizes]
     lines += ["", paint(BOLD, "Blast radius")]
     radius = diff.blast_radius()
     lines += [f"  {cluster}: +{c['added']} ~{c['changed']} -{c['removed']}" for cluster, c in radius.items()]
@@ -92,6 +94,9 @@ def markdown(diff: Diff, limit: int = 60_000) -> str:
     radius = diff.blast_radius()
     head += ["", "| cluster | added | changed | removed |", "|---|---:|---:|---:|"]
     head += [f"| `{c}` | {n['added']} | {n['changed']} | {n['removed']} |" for c, n in radius.items()]
+    if diff.sizes:
+        head += ["", "<details><summary>Size (estimates)</summary>\n"] + [f"- {line}" for line in diff.sizes]
+        head += ["", "</details>"]
     if diff.resources:
         head += ["", "<details><summary>Pulumi resources outside the mesh objects</summary>\n", "```diff"]
         groups = _resource_lines(diff)
@@ -128,6 +133,7 @@ def as_json(diff: Diff) -> str:
         "destructive": diff.destructive,
         "intent": diff.intent,
         "blastRadius": diff.blast_radius(),
+        "sizes": diff.sizes,
         "objects": [asdict(c) for c in diff.objects],
         "resources": [asdict(c) for c in diff.resources],
     }, indent=2, ensure_ascii=False) + "\n"

@@ -441,3 +441,15 @@ def test_a_broken_git_side_is_named_as_its_ref(tmp_path: Path) -> None:
     rendered = [d.render() for d in caught.value.diagnostics]
     assert any(line.startswith("HEAD:stacks/prod/services/payments.yaml:") for line in rendered), rendered
     assert all(line.startswith("HEAD:stacks/prod/") for line in rendered), rendered
+
+
+def test_a_new_call_shows_how_it_moves_the_callers_proxy_and_istiod(tmp_path: Path) -> None:
+    head = stack_copy(tmp_path)
+    edit(head / "services/payments.yaml", "  - fraud.svc.acme.example\n",
+         "  - fraud.svc.acme.example\n  - reviews.svc.acme.example\n")
+    result = diff_sides(str(ROOT / "stacks/prod"), str(head), ROOT)
+    [line] = [s for s in result.sizes if s.startswith("core-use1-a:")]
+    assert "imported hosts: payments 8 → 9" in line and "istiod ≈" in line
+    assert not any(s.startswith("data-use1-a:") for s in result.sizes)  # untouched clusters say nothing
+    assert "Size (estimates, mesh size)" in diff_format.text(result)
+    assert json.loads(diff_format.as_json(result))["sizes"] == result.sizes
