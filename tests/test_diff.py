@@ -412,21 +412,22 @@ def test_a_renamed_resource_shows_what_differs_from_the_one_it_replaces() -> Non
     parent = "urn:pulumi:prod::fleet-mesh::fleet-mesh:istio:ControlPlane::core-use1-a"
     release = "kubernetes:helm.sh/v3:Release"
 
-    def istiod(version: str) -> preview.PreviewResult:
-        name = f"core-use1-a-istiod-{version.replace('.', '-')}"
+    # (A removed istiod is destructive and never paired: test_an_istio_version_bump_… covers that.)
+    def gateway(version: str) -> preview.PreviewResult:
+        name = f"core-use1-a-gateway-{version.replace('.', '-')}"
         return preview.PreviewResult("prod", "fleet-mesh", [preview.Registration(
             urn=f"{parent}${release}::{name}", type=release, name=name, parent=parent, provider="", protect=False,
-            dependencies=(), ignore_changes=(), custom=True, inputs={"chart": "istiod", "version": version})])
+            dependencies=(), ignore_changes=(), custom=True, inputs={"chart": "gateway", "version": version})])
 
-    changes = diff_infra.compare(istiod("1.31.1"), istiod("1.31.2"))
+    changes = diff_infra.compare(gateway("1.31.1"), gateway("1.31.2"))
     (replaced,) = changes  # one replacement, not a removal and an unrelated addition
     assert (replaced.action, replaced.name, replaced.replaces) == (
-        "replaced", "core-use1-a-istiod-1-31-2", "core-use1-a-istiod-1-31-1")
+        "replaced", "core-use1-a-gateway-1-31-2", "core-use1-a-gateway-1-31-1")
     assert [(f.path, f.before, f.after) for f in replaced.changes] == [("version", "1.31.1", "1.31.2")]
     result = diff_worlds(load(ROOT / "stacks/prod").world, load(ROOT / "stacks/prod").world)
     result.add_resources(changes)
     text = diff_format.text(result)
-    assert "± kubernetes:helm.sh/v3:Release core-use1-a-istiod-1-31-1 → core-use1-a-istiod-1-31-2" in text
+    assert "± kubernetes:helm.sh/v3:Release core-use1-a-gateway-1-31-1 → core-use1-a-gateway-1-31-2" in text
     assert "      version: 1.31.1 → 1.31.2" in text
 
 
