@@ -34,6 +34,10 @@ full mesh. A uniform random fleet would get that comparison wrong:
   picked with Zipf-like popularity (a few services such as an auth service are called by very many), only
   along the tier policy, never the caller itself, never the same host twice. A call names a `port` most
   often when the callee serves two ports.
+* Externals: four approved destinations outside the mesh, one of each shape (egress gateway, TLS
+  origination, a private database on a fixed range, Google APIs for every workload); about 10% of
+  services also call one their tier may use — drawn from a second generator, so the mesh part of the
+  fleet is the one it was before externals existed. (Not counted in `calls`.)
 * Ports: one or two per service from realistic defaults (HTTP 8080, GRPC 9090, TCP 5432/6379/...).
 * Hosts are `<name>.svc.<domain>` (edge services under the public domain, the rest under the internal
   one); about one namespace for every three services (a team's namespace, named after its business
@@ -118,6 +122,7 @@ class FleetStats:
     ports: int = 0
     calls: int = 0
     calls_with_port: int = 0
+    external_calls: int = 0
     locations: int = 0
     services_by_tier: dict[str, int] = field(default_factory=dict)
     clusters_by_tier: dict[str, int] = field(default_factory=dict)
@@ -286,6 +291,35 @@ class _Cluster:
     external: str = ""
 
 
+# Approved destinations outside the mesh (outside both mesh domains and every cluster range): one of
+# each shape — through the egress gateway, TLS originated by the sidecar, a private database on a
+# fixed range, Google APIs for every workload on Private Google Access.
+EXTERNALS: list[dict[str, Any]] = [
+    {"name": "card-processor", "hosts": ["api.cards.example.net"], "ports": [{"number": 443, "protocol": "TLS"}],
+     "tiers": ["core"], "egressGateway": True},
+    {"name": "mail-api", "hosts": ["api.mail.example.org"], "ports": [{"number": 80, "protocol": "HTTP"}],
+     "tiers": ["edge", "core"], "originateTls": True},
+    {"name": "orders-db", "hosts": ["orders-db.sql.example.internal"], "addresses": ["192.168.0.0/24"],
+     "ports": [{"number": 5432, "protocol": "TCP"}], "tiers": ["core", "data"]},
+    {"name": "google-apis", "hosts": ["*.googleapis.com"], "addresses": ["199.36.153.8/30"],
+     "ports": [{"number": 443, "protocol": "TLS"}], "allWorkloads": True},
+]
+# Share of a tier's services calling one (more) external destination besides Google APIs.
+EXTERNAL_CALL_SHARE = 0.1
+
+
+def _external_call(rng: random.Random, tier: str) -> Any | None:
+    """A call to an external destination the tier may use, for about EXTERNAL_CALL_SHARE of services.
+    Drawn from its own generator, so the fleet's mesh shape is the same with or without externals."""
+    if rng.random() >= EXTERNAL_CALL_SHARE:
+        return None
+    allowed = [e for e in EXTERNALS if tier in e.get("tiers", ())]
+    if not allowed:
+        return None
+    external = rng.choice(allowed)
+    return external["hosts"][0]
+
+
 def _ranges(i: int) -> dict[str, str]:
     """Cluster i's address plan: unique fleet-wide (up to 512 clusters), so shared VPCs never overlap."""
     return {
@@ -386,6 +420,7 @@ def _clusters(
         "networks": networks,
         "tiers": {tier: {"mayCall": list(MAY_CALL[tier])} for tier in TIERS},
         "clusters": [cluster_doc(i, c) for i, c in enumerate(clusters)],
+        "externals": EXTERNALS,
     }
     stats.clusters = len(clusters)
     stats.networks = len(networks)
@@ -625,6 +660,7 @@ def generate(
     caps = [min(MAX_CALLS_PER_SERVICE, (len(pools[s.tier][0]) - 1) // 3) for s in services]
     degrees = _degrees(rng, services, caps, spec.calls)
 
+    external_rng = random.Random(seed * 7919 + 1)
     for i, s in enumerate(services):
         pool, cum = pools[s.tier]
         callees = _sample_distinct(rng, pool, cum, degrees[i], exclude=i)
@@ -637,6 +673,10 @@ def generate(
                 stats.calls_with_port += 1
             else:
                 calls.append(callee.host)
+        external = _external_call(external_rng, s.tier)
+        if external is not None:
+            calls.append(external)
+            stats.external_calls += 1
         doc: dict[str, Any] = {
             "name": s.name,
             "host": s.host,
@@ -654,7 +694,7 @@ def generate(
         if s.tier == "edge" and rng.random() < 0.6:
             doc["ingress"] = True
         stats.bytes_on_disk += _dump(doc, services_dir / f"{s.name}.yaml")
-        stats.calls += len(calls)
+        stats.calls += len(calls) - (external is not None)
 
     stats.files = 2 + len(services)
     stats.seconds = round(time.perf_counter() - started, 2)
@@ -677,7 +717,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{stats.size} (seed {stats.seed}): {stats.clusters} clusters in {stats.regions} regions, "
         f"{stats.networks} networks ({stats.shared_networks} shared, {stats.clusters_on_shared_networks} "
         f"clusters on them), {stats.services} services in {stats.namespaces} namespaces, "
-        f"{stats.calls} calls ({stats.calls_with_port} with a port), {stats.locations} locations; "
+        f"{stats.calls} calls ({stats.calls_with_port} with a port), {stats.external_calls} external calls, "
+        f"{stats.locations} locations; "
         f"{stats.files} files, {stats.bytes_on_disk:,} bytes, {stats.seconds}s"
     )
     return 0

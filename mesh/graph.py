@@ -1,4 +1,4 @@
-"""The fleet as a graph: services, where they run, and who calls whom (JSON or Mermaid)."""
+"""The fleet as a graph: services, where they run, who calls whom, and what is called outside the mesh."""
 
 from __future__ import annotations
 
@@ -39,6 +39,23 @@ def as_data(world: World) -> dict[str, Any]:
             {"from": c.caller, "to": c.callee, "ports": list(c.ports) if c.ports else None}
             for c in world.calls
         ],
+        "externals": [
+            {
+                "name": e.name,
+                "hosts": list(e.hosts),
+                "ports": [{"number": p.number, "protocol": p.protocol} for p in e.ports],
+                "addresses": list(e.addresses),
+                "egressGateway": e.egress_gateway,
+                "originateTls": e.originate_tls,
+                "allWorkloads": e.all_workloads,
+                "clusters": list(world.external_clusters(e.name)),
+            }
+            for e in world.externals.values()
+        ],
+        "externalCalls": [
+            {"from": c.caller, "to": c.external, "hosts": list(c.hosts), "ports": list(c.ports) if c.ports else None}
+            for c in world.external_calls if not world.externals[c.external].all_workloads
+        ],
     }
 
 
@@ -67,7 +84,22 @@ def as_mermaid(world: World) -> str:
             targets = [source] if source in callee_clusters else list(callee_clusters)
             arrow = "-->" if targets == [source] else "-.->"
             lines += [f"  {_id(source, call.caller)} {arrow} {_id(t, call.callee)}" for t in targets]
+    if world.externals:
+        lines.append('  subgraph outside["outside the mesh"]')
+        lines += [f"    {_id('external', e.name)}[/\"{_external_label(e, ' · ')}\"/]" for e in world.externals.values()]
+        lines.append("  end")
+    for ext_call in world.external_calls:
+        if not world.externals[ext_call.external].all_workloads:
+            lines += [f"  {_id(c, ext_call.caller)} -.-> {_id('external', ext_call.external)}"
+                      for c in world.clusters_of(ext_call.caller)]
     return "\n".join(lines) + "\n"
+
+
+def _external_label(external: Any, sep: str) -> str:
+    ports = ",".join(str(p.number) for p in external.ports)
+    how = ["egress gateway"] if external.egress_gateway else []
+    how += ["every workload"] if external.all_workloads else []
+    return sep.join([f"{'/'.join(external.hosts)}:{ports}", *how])
 
 
 def _id(scope: str, name: str) -> str:
@@ -79,7 +111,7 @@ def _id(scope: str, name: str) -> str:
 def as_dot(world: World) -> str:
     """Graphviz: regions contain clusters (labelled with network and tier) contain services;
     a call is solid inside a cluster and dashed across clusters (through east-west gateways)."""
-    return _dot(_edges(world), world, world, {}, {})
+    return _dot(_edges(world), world, world, {}, {}, externals=True)
 
 
 def diff_dot(before: World, after: World) -> str:
@@ -113,7 +145,7 @@ def _edges(world: World) -> set[tuple[tuple[str, str], tuple[str, str]]]:
 
 
 def _dot(edges: set[tuple[tuple[str, str], tuple[str, str]]], before: World, after: World,
-         marks: dict[Any, str], only: dict[tuple[str, str], str]) -> str:
+         marks: dict[Any, str], only: dict[tuple[str, str], str], externals: bool = False) -> str:
     clusters = {**before.clusters, **after.clusters}
     nodes = set(only) if only else _placed(after)
     lines = ["digraph fleet {", "  rankdir=LR; compound=true; fontname=Helvetica;",
@@ -136,8 +168,30 @@ def _dot(edges: set[tuple[tuple[str, str], tuple[str, str]]], before: World, aft
         style = "solid" if source[0] == target[0] else "dashed"
         colour = _COLOURS.get(marks.get((source, target), ""), "black")
         lines.append(f'  "{source[0]}/{source[1]}" -> "{target[0]}/{target[1]}" [style={style}, color={colour}];')
+    if externals:
+        lines += _external_dot(after)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _external_dot(world: World) -> list[str]:
+    """Destinations outside the mesh, apart from the clusters; calls to them dotted (blue through the
+    egress gateway). An `allWorkloads` destination is labelled so instead of drawn from every service."""
+    if not world.externals:
+        return []
+    lines = ['  subgraph "cluster_outside" { label="outside the mesh"; style=dotted;']
+    newline = "\\n"  # Graphviz's line break inside a label
+    lines += [f'    "external/{e.name}" [label="{e.name}{newline}{_external_label(e, newline)}", shape=component];'
+              for e in world.externals.values()]
+    lines.append("  }")
+    for call in world.external_calls:
+        external = world.externals[call.external]
+        if external.all_workloads:
+            continue
+        colour = "blue" if external.egress_gateway else "black"
+        lines += [f'  "{c}/{call.caller}" -> "external/{call.external}" [style=dotted, color={colour}];'
+                  for c in world.clusters_of(call.caller)]
+    return lines
 
 
 class GraphvizMissing(Exception):

@@ -38,6 +38,19 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalCall:
+    """An edge caller → approved external destination (fleet.yaml `externals`).
+
+    `hosts` are the external's host entries the caller's calls matched (a wildcard entry stands for
+    every host under it); `ports` None means every port of the external."""
+
+    caller: str
+    external: str
+    hosts: tuple[str, ...]
+    ports: tuple[int, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterView:
     """What one cluster needs to know: what runs here, and which local services call what."""
 
@@ -86,6 +99,12 @@ class World:
         self._weighted = frozenset(n for n, ps in self.placements.items() if any(p.weight is not None for p in ps))
         self._standby = frozenset(n for n, ps in self.placements.items() if any(p.role == "standby" for p in ps))
         self.calls: tuple[Call, ...] = self._merge_calls()
+        self.externals: Mapping[str, schema.External] = {
+            e.name: e for e in sorted(fleet.externals, key=lambda e: e.name)}
+        self._external_exact = {h: e.name for e in self.externals.values() for h in e.hosts if not h.startswith("*.")}
+        self._external_wild = sorted(((h[1:], e.name, h) for e in self.externals.values() for h in e.hosts
+                                      if h.startswith("*.")), key=lambda t: -len(t[0]))
+        self.external_calls: tuple[ExternalCall, ...] = self._merge_external_calls()
         callers: dict[str, list[Call]] = defaultdict(list)
         callees: dict[str, list[Call]] = defaultdict(list)
         for call in self.calls:
@@ -101,6 +120,7 @@ class World:
             for name in self.services
         }
         self.views: Mapping[str, ClusterView] = MappingProxyType(self._build_views())
+        self._external_callers = self._build_external_callers()
         self._localities = {name: self._locality(spec) for name, spec in self.clusters.items()}
         self._addresses: dict[tuple[str, str], str] = {}
 
@@ -129,6 +149,25 @@ class World:
         return cls(fleet, by_name, sources, placements)
 
     # ------------------------------------------------------------------------------- queries
+
+    def external_for(self, host: str) -> tuple[str, str] | None:
+        """(external name, matching host entry) for a called host, or None: an exact entry wins,
+        then the longest wildcard (validation keeps entries from overlapping)."""
+        name = self._external_exact.get(host)
+        if name is not None:
+            return name, host
+        for suffix, name, entry in self._external_wild:
+            if host.endswith(suffix):
+                return name, entry
+        return None
+
+    def external_callers(self, cluster: str) -> Mapping[str, tuple[ExternalCall, ...]]:
+        """External → the calls to it from services running in `cluster` (empty where none)."""
+        return self._external_callers.get(cluster, {})
+
+    def external_clusters(self, external: str) -> tuple[str, ...]:
+        """Clusters running at least one caller of `external`."""
+        return tuple(c for c, calls in self._external_callers.items() if external in calls)
 
     def service_by_host(self, host: str) -> schema.Service | None:
         name = self._by_host.get(host)
@@ -199,7 +238,9 @@ class World:
         merged: dict[tuple[str, str], set[int] | None] = {}
         for service in self.services.values():
             for call in service.calls:
-                callee = self._by_host[call.host]
+                callee = self._by_host.get(call.host)
+                if callee is None:
+                    continue  # an external destination: `_merge_external_calls`
                 key = (service.name, callee)
                 ports = merged.get(key, set())
                 if key in merged and ports is None:
@@ -209,6 +250,41 @@ class World:
             Call(caller, callee, None if ports is None else tuple(sorted(ports)))
             for (caller, callee), ports in sorted(merged.items())
         )
+
+    def _merge_external_calls(self) -> tuple[ExternalCall, ...]:
+        """One edge per caller/external; `allWorkloads` externals are called by every service on
+        every host and port; a call without a port widens the edge to every port."""
+        merged: dict[tuple[str, str], tuple[set[str], set[int] | None]] = {}
+        for service in self.services.values():
+            for external in self.externals.values():
+                if external.all_workloads:
+                    merged[(service.name, external.name)] = (set(external.hosts), None)
+            for call in service.calls:
+                if call.host in self._by_host:
+                    continue
+                match = self.external_for(call.host)
+                if match is None:
+                    continue
+                key = (service.name, match[0])
+                hosts, ports = merged.setdefault(key, (set(), set()))
+                hosts.add(match[1])
+                if ports is not None:
+                    if call.port is None:
+                        merged[key] = (hosts, None)
+                    else:
+                        ports.add(call.port)
+        return tuple(
+            ExternalCall(caller, external, tuple(sorted(hosts)), None if ports is None else tuple(sorted(ports)))
+            for (caller, external), (hosts, ports) in sorted(merged.items())
+        )
+
+    def _build_external_callers(self) -> dict[str, Mapping[str, tuple[ExternalCall, ...]]]:
+        out: dict[str, dict[str, list[ExternalCall]]] = {}
+        for call in self.external_calls:  # sorted by caller, then external
+            for cluster in self._clusters_of[call.caller]:
+                out.setdefault(cluster, {}).setdefault(call.external, []).append(call)
+        return {cluster: MappingProxyType({e: tuple(calls) for e, calls in sorted(by_ext.items())})
+                for cluster, by_ext in sorted(out.items())}
 
     def _build_views(self) -> dict[str, ClusterView]:
         running: dict[str, list[str]] = {name: [] for name in self.clusters}

@@ -18,6 +18,12 @@ Gateway server selecting the gateway's pods must list the host (in a namespace t
 VirtualService there bound to that Gateway routes it, and from its destination on the call goes as
 from a caller in the ingress namespace with the gateway's identity — gateways have no Sidecar.
 
+`resolve_external` follows a call to a destination outside the mesh: the caller's Sidecar must import
+it from a visible `MESH_EXTERNAL` ServiceEntry with the port; a VirtualService may send it to the
+egress gateway (whose Sidecar import, `ISTIO_MUTUAL` subset with the host as SNI, Gateway server,
+gateway-side route and authorization are then followed in turn); otherwise it leaves from the
+sidecar, with TLS originated where a DestinationRule says `SIMPLE` for the port.
+
 It checks the configuration, not the model: tests compare its answers with what the manifest says.
 """
 
@@ -27,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesh.compile import meta
+from mesh.compile import egress, meta
 from mesh.model import World, address_placeholder
 
 Obj = Mapping[str, Any]
@@ -49,6 +55,7 @@ class Workload:
 # its pods' labels, and the one port its load balancer forwards.
 INGRESS_POD_LABELS: Mapping[str, str] = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 INGRESS_PORT = 443
+EGRESS_POD_LABELS: Mapping[str, str] = {"app": egress.GATEWAY_RELEASE, **egress.GATEWAY_SELECTOR}
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class Fleet:
     localities: Mapping[str, tuple[str, str]]  # cluster → (region, zone) of its callers' pods
     trust_domain: str
     ingress_gateways: tuple[Workload, ...] = ()  # the ingress gateway's pods, one per cluster installed
+    egress_gateways: tuple[Workload, ...] = ()  # the egress gateway's pods, one per cluster installed
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,20 @@ class Outcome:
         )
 
 
+@dataclass(frozen=True)
+class ExternalOutcome:
+    """What happens to a call to an external destination."""
+
+    refused: str | None = None  # why it never leaves the mesh
+    via_gateway: bool = False  # it leaves through the cluster's egress gateway
+    tls_originated: bool = False  # the caller's plain HTTP leaves as TLS
+    port: int | None = None  # the port it leaves towards (the TLS port where originated)
+
+    @property
+    def works(self) -> bool:
+        return self.refused is None
+
+
 class Mesh:
     """Compiled objects indexed for lookups, plus the fleet facts."""
 
@@ -110,6 +132,106 @@ class Mesh:
         if not self._imported(cluster, namespace, host, entry):
             return Outcome(refused=f"{host} is not imported by the Sidecar of {namespace}")
         return self._follow(caller, host, port, entry, self._weighted_routes(cluster, namespace, host, port))
+
+    def resolve_external(self, caller: Workload, host: str, port: int, cluster_domain: str = "cluster.local"
+                         ) -> ExternalOutcome:
+        """A call from `caller` to `host:port` outside the mesh."""
+        cluster, namespace = caller.cluster, caller.namespace
+        entry = self._visible(cluster, "ServiceEntry", namespace, lambda o: o["spec"]["location"] == "MESH_EXTERNAL"
+                              and any(_host_matches(h, host) for h in o["spec"]["hosts"]))
+        if entry is None:
+            return ExternalOutcome(refused=f"no external ServiceEntry for {host} visible to {namespace}")
+        if not self._imported(cluster, namespace, host, entry):
+            return ExternalOutcome(refused=f"{host} is not imported by the Sidecar of {namespace}")
+        se_port = next((p for p in entry["spec"]["ports"] if p["number"] == port), None)
+        if se_port is None:
+            return ExternalOutcome(refused=f"{host} has no port {port} here")
+        route = self._external_route(cluster, namespace, host, port, "mesh")
+        if route is None:
+            return self._leave(cluster, namespace, entry, host, se_port, False)
+        gateway_host = egress.gateway_host(cluster_domain)
+        destination = route["destination"]
+        if destination["host"] != gateway_host:
+            return ExternalOutcome(refused=f"{host}:{port} is routed to {destination['host']}, not the egress gateway")
+        if not self._imported(cluster, namespace, gateway_host, {"metadata": {"namespace": egress.EGRESS_NAMESPACE}}):
+            return ExternalOutcome(refused=f"the egress gateway is not imported by the Sidecar of {namespace}")
+        gateway = next((g for g in self.fleet.egress_gateways if g.cluster == cluster), None)
+        if gateway is None:
+            return ExternalOutcome(refused=f"no egress gateway runs in {cluster}")
+        via = destination["port"]["number"]
+        rule = self._visible(cluster, "DestinationRule", namespace, lambda o: o["spec"]["host"] == gateway_host)
+        subset = next((s for s in (rule or {"spec": {}})["spec"].get("subsets", [])
+                       if s["name"] == destination.get("subset")), None)
+        tls: Obj = next((s["tls"] for s in (subset or {}).get("trafficPolicy", {}).get("portLevelSettings", [])
+                         if s["port"]["number"] == via), {})
+        if tls.get("mode") != "ISTIO_MUTUAL" or not tls.get("sni"):
+            return ExternalOutcome(refused=f"no ISTIO_MUTUAL subset with an SNI towards the egress gateway for {host}")
+        sni = tls["sni"]
+        server = self._egress_server(gateway, via, sni)
+        if server is None:
+            return ExternalOutcome(refused=f"{cluster}'s egress gateway has no mTLS server for {sni} on {via}")
+        inner = self._external_route(cluster, egress.EGRESS_NAMESPACE, sni, via, egress.gateway_ref(), server)
+        if inner is None or inner["destination"]["host"] != host:
+            return ExternalOutcome(refused=f"the egress gateway routes {sni} on {via} nowhere, or elsewhere")
+        principal = f"{self.fleet.trust_domain}/ns/{namespace}/sa/{caller.service_account}"
+        policies = self.objects(cluster, "AuthorizationPolicy")
+        if not authorized(policies, gateway, principal, via, sni=sni):
+            return ExternalOutcome(refused=f"the egress gateway denies {principal} for {sni}", via_gateway=True)
+        target = inner["destination"]["port"]["number"]
+        entry = self._visible(cluster, "ServiceEntry", egress.EGRESS_NAMESPACE, lambda o: o["spec"]["location"]
+                              == "MESH_EXTERNAL" and host in o["spec"]["hosts"])
+        se_port = next((p for p in (entry or {"spec": {"ports": []}})["spec"]["ports"] if p["number"] == target), None)
+        if entry is None or se_port is None:
+            return ExternalOutcome(refused=f"the egress gateway sees no ServiceEntry for {host}:{target}")
+        return self._leave(cluster, egress.EGRESS_NAMESPACE, entry, host, se_port, True)
+
+    def _leave(self, cluster: str, namespace: str, entry: Obj, host: str, port: Obj, via_gateway: bool
+               ) -> ExternalOutcome:
+        """The last proxy sends the call out; TLS originated where a visible rule says SIMPLE for the port."""
+        rule = self._visible(cluster, "DestinationRule", namespace, lambda o: o["spec"]["host"] == host)
+        tls: Obj = next((s["tls"] for s in (rule or {"spec": {}})["spec"].get("trafficPolicy", {}).get(
+            "portLevelSettings", []) if s["port"]["number"] == port["number"]), {})
+        originated = tls.get("mode") == "SIMPLE"
+        if originated and tls.get("sni") != host:
+            return ExternalOutcome(refused=f"TLS to {host} would be originated with SNI {tls.get('sni')}")
+        if port["protocol"] == "HTTP" and "targetPort" in port and not originated:
+            return ExternalOutcome(refused=f"plain HTTP would be sent to {host}:{port['targetPort']}")
+        return ExternalOutcome(via_gateway=via_gateway, tls_originated=originated,
+                               port=port.get("targetPort", port["number"]))
+
+    def _external_route(self, cluster: str, namespace: str, host: str, port: int, gateway: str,
+                        bind_ns: str = "*") -> Obj | None:
+        """The first route of a VirtualService visible to `namespace`, bound to `gateway`, for host:port."""
+        for obj in self.objects(cluster, "VirtualService"):
+            spec = obj["spec"]
+            if not _exported(obj, namespace) or not any(_host_matches(h, host) for h in spec["hosts"]):
+                continue
+            if bind_ns not in ("*", obj["metadata"]["namespace"]):
+                continue
+            for kind in ("http", "tls", "tcp"):
+                for route in spec.get(kind, []):
+                    for match in route.get("match") or [{}]:
+                        if gateway in match.get("gateways", spec.get("gateways", ["mesh"])) and \
+                                match.get("port", port) == port and \
+                                any(_host_matches(h, host) for h in match.get("sniHosts", [host])):
+                            destination: Obj = route["route"][0]
+                            return destination
+        return None
+
+    def _egress_server(self, gateway: Workload, port: int, sni: str) -> str | None:
+        """The namespace allowed to bind the egress Gateway's mTLS server for `sni` on `port`, if any."""
+        for obj in self.objects(gateway.cluster, "Gateway"):
+            if not _selects(obj["spec"]["selector"], gateway.labels):
+                continue
+            for server in obj["spec"]["servers"]:
+                if server["port"]["number"] != port or server.get("tls", {}).get("mode") != "ISTIO_MUTUAL":
+                    continue
+                for item in server["hosts"]:
+                    ns, _, name = item.rpartition("/")
+                    if _host_matches(name, sni):
+                        bind: str = {"": "*", ".": gateway.namespace}.get(ns, ns)
+                        return bind
+        return None
 
     def resolve_ingress(self, cluster: str, host: str) -> Outcome:
         """A request for `https://<host>/` arriving at `cluster`'s ingress load balancer."""
@@ -328,8 +450,9 @@ class Mesh:
         return authorized(self.objects(pod.cluster, "AuthorizationPolicy"), pod, principal, port)
 
 
-def authorized(policies: Iterable[Obj], pod: Workload, principal: str, port: int) -> bool:
-    """Istio's ALLOW semantics: with any ALLOW policy on the pod, a request needs a matching rule."""
+def authorized(policies: Iterable[Obj], pod: Workload, principal: str, port: int, sni: str | None = None) -> bool:
+    """Istio's ALLOW semantics: with any ALLOW policy on the pod, a request needs a matching rule
+    (`when: connection.sni` compared with the connection's SNI, where there is one)."""
     applicable = [p for p in policies if p["metadata"]["namespace"] == pod.namespace
                   and _selects(p["spec"].get("selector", {}).get("matchLabels", {}), pod.labels)]
     if not applicable:
@@ -340,7 +463,8 @@ def authorized(policies: Iterable[Obj], pod: Workload, principal: str, port: int
             ops = [o["operation"] for o in rule.get("to", [])]
             source_ok = not sources or any(principal in s.get("principals", []) for s in sources)
             port_ok = not ops or any(str(port) in o.get("ports", [str(port)]) for o in ops)
-            if source_ok and port_ok:
+            when_ok = all(sni in c["values"] for c in rule.get("when", []) if c["key"] == "connection.sni")
+            if source_ok and port_ok and when_ok:
                 return True
     return False
 
@@ -382,4 +506,6 @@ def facts_from_world(world: World) -> Fleet:
     ingress_clusters = sorted({c for s in world.services.values() if s.ingress for c in world.clusters_of(s.name)})
     gateways = tuple(Workload(c, gateway.namespace, INGRESS_POD_LABELS, gateway.service_account)
                      for c in ingress_clusters)
-    return Fleet(workloads, addresses, localities, world.fleet.trust_domain, gateways)
+    egress_gateways = tuple(Workload(c, egress.EGRESS_NAMESPACE, EGRESS_POD_LABELS, egress.GATEWAY_SERVICE_ACCOUNT)
+                            for c in egress.gateway_clusters(world))
+    return Fleet(workloads, addresses, localities, world.fleet.trust_domain, gateways, egress_gateways)

@@ -10,6 +10,10 @@ Run before anything is applied (notes/istio.md §10). Two families:
 - minimality: nothing a cluster could do without (config for a service it neither runs nor calls,
   endpoints nobody here dials, exposure nobody elsewhere needs, ingress routes for services that do
   not run here).
+- egress beyond the mesh: an approved external destination's config (ServiceEntry `MESH_EXTERNAL`,
+  TLS origination, the egress gateway's Gateway, subsets, routes and authorization) exactly where
+  and for whom calls are declared — hosts, ports, exports, Sidecar imports and admitted principals
+  neither short of the calls nor beyond them.
 
 "Dialled here" means a local caller, or this cluster's ingress gateway for a service it publishes;
 a service published in several clusters is exposed east-west, so each ingress can fail over.
@@ -24,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from mesh.compile import ingress, meta
+from mesh.compile import egress, ingress, meta
 from mesh.model import PLACEHOLDER_SUFFIX, World
 
 Obj = Mapping[str, Any]
@@ -50,6 +54,8 @@ def _cluster(world: World, cluster: str, objects: Sequence[Obj], shapes: dict[st
                 sorted(identities.items()) if count > 1)
     namespaces = {o["metadata"]["name"] for o in by_kind["Namespace"]}
     expected_namespaces = {world.namespace_of[s] for s in view.needed}
+    if world.external_callers(cluster):
+        expected_namespaces.add(egress.EXTERNAL_NAMESPACE)
     if namespaces != expected_namespaces:
         yield f"namespaces {sorted(namespaces ^ expected_namespaces)} missing or unneeded"
     ingress_namespace = world.fleet.ingress_gateway.namespace
@@ -57,20 +63,26 @@ def _cluster(world: World, cluster: str, objects: Sequence[Obj], shapes: dict[st
         namespace = obj["metadata"].get("namespace")
         if namespace == ingress_namespace and obj["kind"] in INGRESS_KINDS:
             continue  # the gateway's install creates its namespace, not the compiler
+        if namespace == egress.EGRESS_NAMESPACE and obj["kind"] in EGRESS_KINDS:
+            continue  # likewise the egress gateway's
         if namespace not in (None, meta.ISTIO_SYSTEM) and namespace not in namespaces:
             yield f"{obj['kind']} {namespace}/{obj['metadata']['name']} is in a namespace never created"
-    yield from _entries(world, cluster, by_kind["ServiceEntry"], shapes)
-    yield from _endpoints(world, cluster, by_kind)
-    yield from _rules(world, cluster, by_kind["DestinationRule"])
-    yield from _gateway(world, cluster, [g for g in by_kind["Gateway"] if g["spec"]["selector"] != ingress.SELECTOR])
+    mesh_kinds: dict[str, list[Obj]] = defaultdict(list)
+    mesh_kinds.update({kind: [o for o in items if _mesh_object(o)] for kind, items in by_kind.items()})
+    yield from _externals(world, cluster, by_kind)
+    yield from _entries(world, cluster, mesh_kinds["ServiceEntry"], shapes)
+    yield from _endpoints(world, cluster, mesh_kinds)
+    yield from _rules(world, cluster, mesh_kinds["DestinationRule"])
+    yield from _gateway(world, cluster, [g for g in by_kind["Gateway"]
+                                         if g["spec"]["selector"] == meta.EASTWEST_SELECTOR])
     yield from _ingress_gateway(world, cluster, [g for g in by_kind["Gateway"]
                                                  if g["spec"]["selector"] == ingress.SELECTOR])
-    yield from _ingress_routes(world, cluster, [v for v in by_kind["VirtualService"] if "gateways" in v["spec"]])
+    yield from _ingress_routes(world, cluster, [v for v in mesh_kinds["VirtualService"] if "gateways" in v["spec"]])
     sidecars = Counter(o["metadata"]["namespace"] for o in by_kind["Sidecar"])
     yield from (f"namespace {ns} has {n} Sidecars" for ns, n in sorted(sidecars.items()) if n > 1)
     running_namespaces = {world.namespace_of[s] for s in view.running}
     for kind in ("Sidecar", "AuthorizationPolicy"):
-        stray = {o["metadata"]["namespace"] for o in by_kind[kind]} - running_namespaces
+        stray = {o["metadata"]["namespace"] for o in mesh_kinds[kind]} - running_namespaces
         yield from (f"{kind} in {ns}, where nothing runs" for ns in sorted(stray))
 
 
@@ -209,6 +221,99 @@ def _ingress_routes(world: World, cluster: str, routes: list[Obj]) -> Iterator[s
 
 
 INGRESS_KINDS = ("Gateway", "VirtualService")
+EGRESS_KINDS = ("Gateway", "DestinationRule", "AuthorizationPolicy")
+
+
+def _mesh_object(obj: Obj) -> bool:
+    """Not part of the way out of the mesh (those are checked by `_externals`)."""
+    return obj["metadata"].get("namespace") not in (egress.EXTERNAL_NAMESPACE, egress.EGRESS_NAMESPACE)
+
+
+def _externals(world: World, cluster: str, by_kind: Mapping[str, list[Obj]]) -> Iterator[str]:
+    """External destinations: exactly what the calls from here need, visible to exactly their callers."""
+    called = world.external_callers(cluster)
+    namespace_of = world.namespace_of
+    gateway_names = sorted(n for n in called if world.externals[n].egress_gateway)
+    gateway_ns = {namespace_of[c.caller] for n in gateway_names for c in called[n]}
+
+    def objects(kind: str, namespace: str) -> dict[str, Obj]:
+        return {o["metadata"]["name"]: o for o in by_kind[kind] if o["metadata"].get("namespace") == namespace}
+
+    entries = objects("ServiceEntry", egress.EXTERNAL_NAMESPACE)
+    if sorted(entries) != sorted(called):
+        yield f"external ServiceEntries {sorted(set(entries) ^ set(called))} missing or unneeded"
+    imports: dict[str, set[str]] = defaultdict(set)
+    for name, calls in called.items():
+        ext = world.externals[name]
+        callers = sorted({namespace_of[c.caller] for c in calls})
+        hosts = sorted({h for c in calls for h in c.hosts})
+        ports = sorted(p.number for p in egress.ports_of(ext, calls))
+        for call in calls:
+            imports[namespace_of[call.caller]].update(f"{egress.EXTERNAL_NAMESPACE}/{h}" for h in call.hosts)
+        entry = entries.get(name)
+        if entry is None:
+            continue
+        spec = entry["spec"]
+        if spec["location"] != "MESH_EXTERNAL":
+            yield f"external ServiceEntry {name} is not MESH_EXTERNAL"
+        if sorted(spec["hosts"]) != hosts or sorted(p["number"] for p in spec["ports"]) != ports:
+            yield f"external ServiceEntry {name} has hosts {spec['hosts']} / ports, not exactly the called ones"
+        wanted = {"*"} if ext.all_workloads else set(callers)
+        wanted |= {egress.EGRESS_NAMESPACE} if ext.egress_gateway and not ext.all_workloads else set()
+        if set(spec["exportTo"]) != wanted:
+            yield f"external ServiceEntry {name} is exported to {spec['exportTo']}, not exactly {sorted(wanted)}"
+        if spec["resolution"] == "DNS" and (spec.get("addresses") or any(h.startswith("*") for h in spec["hosts"])):
+            yield f"external ServiceEntry {name} resolves wildcards or fixed addresses by DNS"
+    for sidecar in by_kind["Sidecar"]:
+        namespace = sidecar["metadata"]["namespace"]
+        imported = {h for e in sidecar["spec"]["egress"] for h in e["hosts"]}
+        if {h for h in imported if h.startswith(egress.EXTERNAL_NAMESPACE + "/")} != imports.get(namespace, set()):
+            yield f"Sidecar {namespace}/default imports external hosts not exactly the called ones"
+        if any(h.startswith(egress.EGRESS_NAMESPACE + "/") for h in imported) != (namespace in gateway_ns):
+            yield f"Sidecar {namespace}/default imports the egress gateway without need, or lacks it"
+    for rule in objects("DestinationRule", egress.EXTERNAL_NAMESPACE).values():
+        name = rule["metadata"]["labels"].get(egress.EXTERNAL_LABEL, "")
+        settings = rule["spec"]["trafficPolicy"].get("portLevelSettings", [])
+        if name not in called or not world.externals[name].originate_tls:
+            yield f"DestinationRule {egress.EXTERNAL_NAMESPACE}/{rule['metadata']['name']} originates TLS for no caller"
+        elif any(s["tls"] != {"mode": "SIMPLE", "sni": rule["spec"]["host"]} for s in settings):
+            yield f"DestinationRule {egress.EXTERNAL_NAMESPACE}/{rule['metadata']['name']} must originate SIMPLE TLS " \
+                  "with the host as SNI"
+    routes = objects("VirtualService", egress.EXTERNAL_NAMESPACE)
+    gateways = objects("Gateway", egress.EGRESS_NAMESPACE)
+    policies = objects("AuthorizationPolicy", egress.EGRESS_NAMESPACE)
+    gateway_rules = objects("DestinationRule", egress.EGRESS_NAMESPACE)
+    if sorted(routes) != gateway_names:
+        yield f"egress VirtualServices {sorted(set(routes) ^ set(gateway_names))} missing or unneeded"
+    expected = [egress.GATEWAY_NAME] if gateway_names else []
+    if sorted(gateways) != expected or sorted(gateway_rules) != expected:
+        yield "egress Gateway and its DestinationRule must exist exactly where calls leave through it"
+    wanted_policies = [f"{n}-callers" for n in gateway_names] + (["default-deny"] if gateway_names else [])
+    if sorted(policies) != sorted(wanted_policies):
+        yield "egress gateway authorization must be default-deny plus one policy per destination leaving here"
+    for rule in gateway_rules.values():
+        for subset in rule["spec"]["subsets"]:
+            for setting in subset["trafficPolicy"]["portLevelSettings"]:
+                if setting["tls"].get("mode") != "ISTIO_MUTUAL" or not setting["tls"].get("sni"):
+                    yield f"egress gateway subset {subset['name']} must use ISTIO_MUTUAL with the host as SNI"
+    for gateway in gateways.values():
+        for server in gateway["spec"]["servers"]:
+            if server["tls"].get("mode") != "ISTIO_MUTUAL" or not all(
+                    h.startswith(egress.EXTERNAL_NAMESPACE + "/") for h in server["hosts"]):
+                yield f"egress gateway server {server['port']['name']} must terminate Istio mTLS for " \
+                      f"{egress.EXTERNAL_NAMESPACE} hosts only"
+    for name in gateway_names:
+        policy = policies.get(f"{name}-callers")
+        if policy is None:
+            continue
+        principals = {p for r in policy["spec"]["rules"] for f in r["from"] for p in f["source"]["principals"]}
+        wanted_principals = {f"{world.fleet.trust_domain}/ns/{namespace_of[c.caller]}/sa/"
+                             f"{world.services[c.caller].service_account}" for c in called[name]}
+        if principals != wanted_principals:
+            yield f"egress gateway admits {sorted(principals ^ wanted_principals)} for {name}, against the calls"
+        [host] = world.externals[name].hosts
+        if any(r.get("when") != [{"key": "connection.sni", "values": [host]}] for r in policy["spec"]["rules"]):
+            yield f"egress gateway policy {name}-callers must match the SNI {host} in every rule"
 
 
 def _publishes(world: World, service: str, cluster: str) -> bool:

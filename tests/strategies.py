@@ -3,7 +3,10 @@
 Fleets are small (≤ 6 clusters, ≤ 8 services) but cover every shape the compiler distinguishes:
 shared and isolated networks, pinned and unpinned east-west addresses, zonal clusters, shared
 namespaces, multi-port services, port-specific calls, active-active / primary-standby / weighted
-locations, tier policies, traffic policies and ingress services.
+locations, tier policies, traffic policies and ingress services; and approved external destinations
+of every shape (through the egress gateway with and without TLS origination, direct with TLS
+origination, a private database on fixed addresses, a wildcard for every workload), called by some
+services on some ports.
 """
 
 from __future__ import annotations
@@ -72,6 +75,27 @@ def placements(draw: st.DrawFn, cluster_names: list[str]) -> list[schema.Locatio
     return [schema.Location(cluster=c) for c in chosen]
 
 
+# (external, a host a caller dials) — one of each shape the compiler distinguishes.
+EXTERNALS: tuple[tuple[schema.External, str], ...] = (
+    (schema.External(name="x-pay", hosts=["api.pay.example.net"], egress_gateway=True, tiers=["front", "back"],
+                     ports=[schema.ExternalPort(number=443, protocol="TLS")]), "api.pay.example.net"),
+    (schema.External(name="x-hook", hosts=["hooks.example.org"], egress_gateway=True, originate_tls=True,
+                     tiers=["back"], ports=[schema.ExternalPort(number=8443, protocol="HTTPS"),
+                                            schema.ExternalPort(number=80, protocol="HTTP")]), "hooks.example.org"),
+    (schema.External(name="x-mail", hosts=["mail.example.org"], originate_tls=True, tiers=["front"],
+                     ports=[schema.ExternalPort(number=80, protocol="HTTP", target_port=8443)]), "mail.example.org"),
+    (schema.External(name="x-db", hosts=["db.private.example"], addresses=["172.20.0.0/24"], tiers=["back"],
+                     ports=[schema.ExternalPort(number=5432, protocol="TCP")]), "db.private.example"),
+    (schema.External(name="x-apis", hosts=["*.googleapis.com"], addresses=["199.36.153.8/30"], all_workloads=True,
+                     ports=[schema.ExternalPort(number=443, protocol="TLS")]), "storage.googleapis.com"),
+)
+
+
+def external_host(name: str) -> str:
+    """The host a caller dials for external `name` (a concrete one under a wildcard)."""
+    return next(host for ext, host in EXTERNALS if ext.name == name)
+
+
 @st.composite
 def manifests(draw: st.DrawFn) -> Manifest:
     fleet_clusters = draw(clusters())
@@ -92,6 +116,7 @@ def manifests(draw: st.DrawFn) -> Manifest:
                              ingress=draw(st.booleans())))
         in_tier = [c.name for c in fleet_clusters if c.tier == tier]
         locations[name] = draw(placements(in_tier))
+    externals = draw(st.lists(st.sampled_from([ext for ext, _ in EXTERNALS]), unique_by=lambda e: e.name, max_size=4))
     built = []
     for spec in services:
         callees = [s for s in services if s["tier"] in TIERS[spec["tier"]] and s["name"] != spec["name"]]
@@ -100,11 +125,17 @@ def manifests(draw: st.DrawFn) -> Manifest:
         for callee in picked:
             port = draw(st.one_of(st.none(), st.sampled_from([p.number for p in callee["ports"]])))
             calls.append(schema.Call(host=callee["host"], port=port))
+        for external in externals:
+            if external.all_workloads or spec["tier"] not in external.tiers or not draw(st.booleans()):
+                continue
+            port = draw(st.one_of(st.none(), st.sampled_from([p.number for p in external.ports])))
+            calls.append(schema.Call(host=external_host(external.name), port=port))
         built.append(schema.Service(**spec, calls=calls))
     fleet = schema.Fleet(
         domains=["svc.test.example"], trust_domain="test.example",
         networks={n: schema.Network(project="proj-net") for n in ("n1", "n2", "n3")},
         tiers={name: schema.Tier(may_call=callees) for name, callees in TIERS.items()},
         clusters=fleet_clusters,
+        externals=sorted(externals, key=lambda e: e.name),
     )
     return Manifest(fleet, tuple(built), locations)

@@ -7,7 +7,11 @@
 - least privilege: an identity is admitted only where and on the ports a call declares;
 - ingress: a public request for a published service, at any cluster running it, reaches only
   clusters running it, local pods first, fails over as a mesh call would, and is admitted there;
-  anywhere else, or for any other host, the ingress gateway routes nothing.
+  anywhere else, or for any other host, the ingress gateway routes nothing;
+- egress: every declared external call, from every cluster its caller runs in, on every port it
+  names, leaves the mesh (through the egress gateway exactly where the destination says so, with
+  TLS originated exactly where it says so); a cluster without a caller holds nothing for it; and no
+  namespace reaches an external host none of its services calls.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 
 from mesh import render
-from mesh.compile import compile_fleet, ingress
+from mesh.compile import compile_fleet, egress, ingress
 from mesh.diagnostics import Severity
 from mesh.manifest import rules
 from mesh.model import World
 from mesh.simulate import Mesh, Workload, authorized, facts_from_world
 
-from strategies import Manifest, manifests
+from strategies import EXTERNALS, Manifest, external_host, manifests
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -65,7 +69,8 @@ def test_clusters_hold_config_only_for_services_they_run_or_call(manifest: Manif
                 assert runs and (service in callers_here or _published(world, service)), \
                     "endpoints only where the service is called, or published by the ingress here"
         namespaces = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
-        assert namespaces == {world.services[s].namespace for s in view.needed}
+        external = {egress.EXTERNAL_NAMESPACE} if world.external_callers(cluster) else set()
+        assert namespaces == {world.services[s].namespace for s in view.needed} | external
         gateways = [o for o in objects if o["kind"] == "Gateway" and o["metadata"]["namespace"] == "istio-system"]
         exposed = sorted(world.services[s].host for s in view.running if world.has_callers_elsewhere(s, cluster)
                          or (_published(world, s) and len(world.clusters_of(s)) > 1))
@@ -176,3 +181,74 @@ def test_undeclared_hosts_are_not_reachable_from_a_namespace(manifest: Manifest)
                     continue
                 pod = Workload(cluster, namespace, world.services[caller].workload_labels, caller)
                 assert mesh.resolve(pod, callee.host, callee.ports[0].number).refused, (caller, callee.name)
+
+
+@FAST
+@given(manifests())
+def test_every_declared_external_call_leaves_the_mesh_from_every_caller_cluster(manifest: Manifest) -> None:
+    world = manifest.world()
+    mesh = Mesh(compile_fleet(world), facts_from_world(world))
+    for call in world.external_calls:
+        external = world.externals[call.external]
+        for pod in _pods(world, call.caller):
+            for port in call.ports or [p.number for p in external.ports]:
+                outcome = mesh.resolve_external(pod, external_host(external.name), port)
+                assert outcome.works, (call, pod.cluster, port, outcome)
+                assert outcome.via_gateway == external.egress_gateway
+                spec = next(p for p in external.ports if p.number == port)
+                originated = external.originate_tls and spec.protocol == "HTTP"
+                assert outcome.tls_originated == originated
+                assert outcome.port == ((spec.target_port or 443) if originated else port)
+
+
+@FAST
+@given(manifests())
+def test_a_cluster_without_a_caller_holds_nothing_for_an_external(manifest: Manifest) -> None:
+    world = manifest.world()
+    for cluster, objects in compile_fleet(world).items():
+        called = set(world.external_callers(cluster))
+        for obj in objects:
+            name = obj["metadata"]["labels"].get(egress.EXTERNAL_LABEL)
+            assert name is None or name in called, (cluster, obj["kind"], name)
+            if obj["metadata"].get("namespace") == egress.EGRESS_NAMESPACE:
+                assert any(world.externals[n].egress_gateway for n in called), (cluster, obj["kind"])
+        assert (cluster in egress.gateway_clusters(world)) == any(world.externals[n].egress_gateway for n in called)
+
+
+@FAST
+@given(manifests())
+def test_no_namespace_reaches_an_external_host_it_does_not_call(manifest: Manifest) -> None:
+    world = manifest.world()
+    mesh = Mesh(compile_fleet(world), facts_from_world(world))
+    for cluster, view in world.views.items():
+        for caller in view.running:
+            spec = world.services[caller]
+            neighbours = {s for s in view.running if world.services[s].namespace == spec.namespace}
+            calling = {c.external for c in world.external_calls if c.caller in neighbours}
+            pod = Workload(cluster, spec.namespace, spec.workload_labels, spec.service_account)
+            for external, host in EXTERNALS:
+                if external.name in calling:
+                    continue
+                for port in external.ports:
+                    assert not mesh.resolve_external(pod, host, port.number).works, (caller, external.name)
+            assert not mesh.resolve_external(pod, "evil.example.com", 443).works
+
+
+@FAST
+@given(manifests())
+def test_the_egress_gateway_admits_only_declared_callers(manifest: Manifest) -> None:
+    world = manifest.world()
+    compiled = compile_fleet(world)
+    for cluster in egress.gateway_clusters(world):
+        gateway = next(g for g in facts_from_world(world).egress_gateways if g.cluster == cluster)
+        policies = [o for o in compiled[cluster] if o["kind"] == "AuthorizationPolicy"]
+        for name, external in world.externals.items():
+            if not external.egress_gateway:
+                continue
+            [host] = external.hosts
+            callers = {c.caller for c in world.external_callers(cluster).get(name, ())}
+            for service in world.services.values():
+                principal = f"test.example/ns/{service.namespace}/sa/{service.service_account}"
+                admitted = any(authorized(policies, gateway, principal, port, sni=host) for port in (80, 443))
+                assert admitted == (service.name in callers), (cluster, name, service.name)
+                assert not authorized(policies, gateway, principal, 443, sni="other.example.com")

@@ -14,6 +14,12 @@ from mesh import gcpause
 from mesh.compile import (
     authorization_policy,
     destination_rule,
+    egress,
+    egress_authorization_policy,
+    egress_destination_rule,
+    egress_gateway,
+    egress_service_entry,
+    egress_virtual_service,
     gateway,
     ingress_gateway,
     ingress_virtual_service,
@@ -35,16 +41,22 @@ Builder = Callable[[ClusterContext], Iterable[Obj]]
 # may have several builders (east-west and ingress Gateways), whose objects share its file.
 BUILDERS: tuple[tuple[str, Builder], ...] = (
     ("Namespace", namespace.build),
+    ("Namespace", egress.build_namespace),
     ("PeerAuthentication", peer_authentication.build),
     ("Gateway", gateway.build),
     ("Gateway", ingress_gateway.build),
+    ("Gateway", egress_gateway.build),
     ("ServiceEntry", service_entry.build),
+    ("ServiceEntry", egress_service_entry.build),
     ("WorkloadEntry", workload_entry.build),
     ("DestinationRule", destination_rule.build),
+    ("DestinationRule", egress_destination_rule.build),
     ("VirtualService", virtual_service.build),
     ("VirtualService", ingress_virtual_service.build),
+    ("VirtualService", egress_virtual_service.build),
     ("Sidecar", sidecar.build),
     ("AuthorizationPolicy", authorization_policy.build),
+    ("AuthorizationPolicy", egress_authorization_policy.build),
 )
 
 KINDS = tuple(dict.fromkeys(kind for kind, _ in BUILDERS))

@@ -2,15 +2,17 @@
 
 Egress imports exactly the hosts the namespace's services call (as `<namespace>/<host>`, the
 namespace where each ServiceEntry lives), plus `istio-system`, with REGISTRY_ONLY so anything else
-is refused. It is also the DNS view: with DNS capture, only imported hosts resolve in-mesh. A
-namespace whose services call nothing still gets one, so it stays REGISTRY_ONLY and small.
+is refused; approved external destinations the namespace calls are imported from `mesh-external`
+(and the egress gateway's Service, where they leave through it). It is also the DNS view: with DNS
+capture, only imported hosts resolve in-mesh. A namespace whose services call nothing still gets
+one, so it stays REGISTRY_ONLY and small.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mesh.compile import meta
+from mesh.compile import egress, meta
 from mesh.compile.context import ClusterContext
 
 
@@ -23,6 +25,7 @@ def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
             for call in ctx.world.callees(name):
                 callee = ctx.service(call.callee)
                 hosts.add(f"{callee.namespace}/{callee.host}")
+        hosts.update(egress.sidecar_hosts(ctx, services))
         yield meta.new(
             meta.NETWORKING, "Sidecar", "default", namespace,
             {
