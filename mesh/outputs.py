@@ -43,10 +43,10 @@ class ClusterOutput(_Output):
     dns_endpoint: str = Field(description="DNS-based control-plane endpoint (IAM-authorized); the kubeconfigs use it.")
     east_west: EastWestOutput
     ingress: str | None = Field(default=None, description="Ingress gateway IP, where ingress services run.")
-    egress: str | None = Field(
+    egress: list[str] | None = Field(
         default=None,
         description="Where an egress gateway runs (a caller of an `egressGateway` external runs here): the "
-        "public address calls through it leave from — the Cloud NAT address of the cluster's region — which "
+        "public addresses calls through it leave from — the Cloud NAT addresses of the cluster's region — which "
         "is what an external destination allowlists. None where no egress gateway is installed.")
     istio_version: str = Field(description="Istio version namespaces and gateways use, e.g. 1.31.1.")
     istio_revision: str = Field(description="Its revision label (`istio.io/rev`), e.g. 1-31-1.")

@@ -505,3 +505,33 @@ def test_a_shard_compiles_only_its_own_clusters(monkeypatch: pytest.MonkeyPatch)
     shard = plan.prepare(values, has_root_key=True)
     assert compiled == ["edge-usw1-a"] and list(shard.compiled) == ["edge-usw1-a"]
     assert len(shard.world.clusters) == 8  # the model is still the whole fleet
+
+
+def test_an_egress_gateway_runs_exactly_where_a_caller_needs_it(prod: preview.PreviewResult) -> None:
+    from mesh.compile import egress
+
+    needed = set(egress.gateway_clusters(load("stacks/prod").world))
+    assert needed  # payments calls Stripe through the gateway
+    releases = {r.name.removesuffix("-egress"): r for r in of_type(prod, "kubernetes:helm.sh/v3:Release")
+                if r.name.endswith("-egress")}
+    assert set(releases) == needed
+    for release in releases.values():
+        assert (release.inputs["name"], release.inputs["namespace"]) == ("istio-egressgateway", "istio-egress")
+        assert release.inputs["values"]["service"]["type"] == "ClusterIP"  # reached from sidecars only
+    clusters = prod.outputs["clusters"]
+    assert {name for name, c in clusters.items() if c["egress"]} == needed
+
+
+def test_google_api_names_resolve_to_the_private_vips_in_every_vpc(prod: preview.PreviewResult) -> None:
+    zones = of_type(prod, "gcp:dns/managedZone:ManagedZone")
+    networks = of_type(prod, "gcp:compute/network:Network")
+    assert len(zones) == len(networks) == 5
+    for zone in zones:
+        assert (zone.inputs["dnsName"], zone.inputs["visibility"]) == ("googleapis.com.", "private")
+        [bound] = zone.inputs["privateVisibilityConfig"]["networks"]
+        assert bound["networkUrl"].startswith(f"projects/{zone.inputs['project']}/global/networks/")
+    records = {(r.inputs["name"], r.inputs["type"]): r.inputs["rrdatas"]
+               for r in of_type(prod, "gcp:dns/recordSet:RecordSet")}
+    assert records[("private.googleapis.com.", "A")] == ["199.36.153.8", "199.36.153.9", "199.36.153.10",
+                                                         "199.36.153.11"]
+    assert records[("*.googleapis.com.", "CNAME")] == ["private.googleapis.com."]

@@ -17,6 +17,7 @@ API_OF_TYPE: dict[str, str] = {
     "gcp:projects/iAMCustomRole:IAMCustomRole": "iam.googleapis.com",
     "gcp:projects/iAMMember:IAMMember": "cloudresourcemanager.googleapis.com",
     "gcp:binaryauthorization/": "binaryauthorization.googleapis.com",
+    "gcp:dns/": "dns.googleapis.com",
 }
 
 # Enabled in every project that holds clusters. Binary Authorization is evaluated by GKE at pod
@@ -36,6 +37,7 @@ NETWORK_PROJECT_APIS = (
     "cloudresourcemanager.googleapis.com",
     "compute.googleapis.com",
     "container.googleapis.com",
+    "dns.googleapis.com",  # the private googleapis.com zone of Private Google Access
     "iam.googleapis.com",
 )
 

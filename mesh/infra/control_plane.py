@@ -25,12 +25,15 @@ import pulumi_kubernetes as k8s
 from mesh.infra.istio_values import (
     EAST_WEST_LABELS,
     EAST_WEST_RELEASE,
+    EGRESS_NAMESPACE,
+    EGRESS_RELEASE,
     INGRESS_LABELS,
     INGRESS_RELEASE,
     ISTIO_SYSTEM,
     NETWORK_LABEL,
     base_values,
     east_west_values,
+    egress_values,
     ingress_values,
     istiod_values,
     newest,
@@ -106,6 +109,7 @@ class ControlPlaneArgs:
     internal_address: pulumi.Input[str] | None  # set where the VPC is shared with other clusters
     internal_sources: Sequence[str]  # node and pod ranges of the same-VPC peers
     ingress: IngressArgs | None
+    egress: bool = False  # an egress gateway: a caller of an `egressGateway` external runs here
 
 
 class IstioControlPlane(pulumi.ComponentResource):
@@ -157,6 +161,7 @@ class IstioControlPlane(pulumi.ComponentResource):
         self.ingress: k8s.helm.v3.Release | None = None
         if args.ingress is not None:
             self.ingress = self._ingress(args.ingress, serving)
+        self.egress: k8s.helm.v3.Release | None = self._egress(serving) if args.egress else None
         # What Istio objects must wait for: every istiod (each validates objects of its revision; the
         # serving one also the rest). Not the gateways: a slow load balancer must not hold back config.
         self.ready: list[pulumi.Resource] = list(self.istiods.values())
@@ -192,6 +197,15 @@ class IstioControlPlane(pulumi.ComponentResource):
                 ports=[k8s.core.v1.ServicePortArgs(name=port_name, port=port, target_port=port, protocol="TCP")
                        for port_name, port in ports]),
             opts=self._after([after]))
+
+    def _egress(self, serving: pulumi.Resource) -> k8s.helm.v3.Release:
+        namespace = k8s.core.v1.Namespace(
+            f"{self._name}-{EGRESS_NAMESPACE}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=EGRESS_NAMESPACE, labels={"istio.io/rev": self.revision}),
+            opts=self._child)
+        self.namespaces[EGRESS_NAMESPACE] = namespace
+        return self._release("egress", EGRESS_RELEASE, "gateway", self._args.version, EGRESS_NAMESPACE,
+                             egress_values(self._args), [namespace, serving])
 
     def _ingress(self, ingress: IngressArgs, serving: pulumi.Resource) -> k8s.helm.v3.Release:
         namespace = k8s.core.v1.Namespace(

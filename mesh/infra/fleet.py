@@ -16,7 +16,7 @@ import pulumi
 from mesh.infra.control_plane import ChartSource, ControlPlaneArgs, IngressArgs, IstioControlPlane, revision_label
 from mesh.infra.gke import ClusterArgs, GkeCluster, binary_authorization_policy, location_of
 from mesh.infra.mesh_config import MeshConfig
-from mesh.infra.network import FleetNetwork, NetworkArgs
+from mesh.infra.network import FleetNetwork, NetworkArgs, google_apis_domain
 from mesh.infra.pki import MeshPki, ProvidedRoot
 from mesh.infra.plan import STACK_RESOURCE_LIMIT, Plan
 from mesh.infra.projects import ProjectApis
@@ -73,6 +73,7 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
             ingress=IngressArgs(fleet.ingress_gateway.namespace, fleet.ingress_gateway.service_account,
                                 network.ingress[name], config.ingress_source_ranges)
             if name in plan.ingress_clusters else None,
+            egress=name in plan.egress_clusters,
         ), opts=pulumi.ResourceOptions(providers=[gke.provider]))
         MeshConfig(name, plan.compiled[name], addresses, after=control_plane.ready,
                    namespaces=control_plane.namespaces,
@@ -84,6 +85,9 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
             "endpoint": gke.endpoint, "dnsEndpoint": gke.dns_endpoint,
             "eastWest": {"external": east_west.external, "internal": east_west.internal},
             "ingress": network.ingress.get(name),
+            # Calls through the egress gateway leave from the region's Cloud NAT: what the other side
+            # allowlists (None where no gateway runs, or the NAT belongs to another shard).
+            "egress": network.nat_by_region.get(spec.region) if name in plan.egress_clusters else None,
             "istioVersion": config.istio_version, "istioRevision": plan.revision,
             "istioRevisions": [revision_label(v) for v in config.installed_versions], "managed": True,
         }
@@ -105,7 +109,8 @@ def _networks(plan: Plan, apis: ProjectApis) -> dict[str, FleetNetwork]:
         out[name] = FleetNetwork(NetworkArgs(
             name=name, spec=world.fleet.networks[name], clusters=[c for c in peers if c.name in managed],
             peers=peers, owns_vpc=peers[0].name in managed, nat_regions=list(plan.nat_regions[name]),
-            ingress_clusters=plan.ingress_clusters, apis=apis))
+            ingress_clusters=plan.ingress_clusters, apis=apis,
+            google_apis=google_apis_domain(world.fleet)))
     return out
 
 

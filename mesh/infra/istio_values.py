@@ -16,9 +16,12 @@ if TYPE_CHECKING:
 ISTIO_SYSTEM = "istio-system"
 EAST_WEST_RELEASE = "istio-eastwestgateway"
 INGRESS_RELEASE = "istio-ingressgateway"
+EGRESS_RELEASE = "istio-egressgateway"  # mesh.compile.egress names its Service, selector and account after it
+EGRESS_NAMESPACE = "istio-egress"
 # The gateway chart's selector labels: `app: <release>`, `istio: <release without "istio-">`.
 EAST_WEST_LABELS = {"app": EAST_WEST_RELEASE, "istio": "eastwestgateway"}
 INGRESS_LABELS = {"app": INGRESS_RELEASE, "istio": "ingressgateway"}
+EGRESS_LABELS = {"app": EGRESS_RELEASE, "istio": "egressgateway"}
 NETWORK_LABEL = "topology.istio.io/network"
 
 # GKE labels Spot nodes with this; the program also taints them `=true:NoSchedule`.
@@ -182,4 +185,20 @@ def ingress_values(args: ControlPlaneArgs, ingress: IngressArgs) -> dict[str, An
         "serviceAccount": {"create": True, "name": ingress.service_account},
         # rbac stays on: HTTPS servers read their certificates (credentialName) from this namespace,
         # which holds nothing else.
+    }
+
+
+def egress_values(args: ControlPlaneArgs) -> dict[str, Any]:
+    return {
+        **_gateway_values(args, EGRESS_LABELS),
+        # Reached only from sidecars inside the cluster (over Istio mTLS), never from outside: a
+        # ClusterIP Service on the two ports compiled egress routes use, plus the status port.
+        "service": {"type": "ClusterIP", "ports": [
+            {"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"},
+            {"name": "http2", "port": 80, "targetPort": 80, "protocol": "TCP"},
+            {"name": "https", "port": 443, "targetPort": 443, "protocol": "TCP"},
+        ]},
+        # Its servers are ISTIO_MUTUAL (the proxy's own certificate) and origination verifies with
+        # the system roots: it reads no Secret, so the chart's Role for Secrets stays off.
+        "rbac": {"enabled": False},
     }

@@ -35,6 +35,23 @@ from mesh.manifest import schema
 NAT_MIN_PORTS_PER_VM = 1024
 NAT_MAX_PORTS_PER_VM = 16384
 NAT_PORTS_PER_ADDRESS = 64512
+# Private Google Access VIPs (cloud.google.com/vpc/docs/configure-private-google-access#domain-options):
+# *.googleapis.com must resolve to them inside the VPC, or the sidecars' ServiceEntry for these
+# addresses never matches and REGISTRY_ONLY drops Google API calls.
+GOOGLE_API_VIPS = {
+    "private": ("199.36.153.8/30", ["199.36.153.8", "199.36.153.9", "199.36.153.10", "199.36.153.11"]),
+    "restricted": ("199.36.153.4/30", ["199.36.153.4", "199.36.153.5", "199.36.153.6", "199.36.153.7"]),
+}
+
+
+def google_apis_domain(fleet: schema.Fleet) -> str | None:
+    """`private` or `restricted` when an external sends *.googleapis.com to those VIPs."""
+    for external in fleet.externals:
+        if "*.googleapis.com" in external.hosts:
+            for kind, (cidr, _) in sorted(GOOGLE_API_VIPS.items()):
+                if cidr in [str(a) for a in external.addresses]:
+                    return kind
+    return None
 
 
 def node_tag(cluster: str) -> str:
@@ -66,6 +83,7 @@ class NetworkArgs:
     nat_regions: list[str]  # regions whose router and NAT this stack owns
     ingress_clusters: frozenset[str]  # clusters that run an `ingress: true` service
     apis: ProjectApis
+    google_apis: str | None = None  # private | restricted: the VIPs *.googleapis.com resolves to here
 
 
 @dataclass
@@ -82,23 +100,45 @@ class FleetNetwork(pulumi.ComponentResource):
         self._args = args
         project = args.spec.project
         self._compute = args.apis.needed_by("gcp:compute/network:Network", project)
-        child = pulumi.ResourceOptions(parent=self, depends_on=self._compute)
+        self._vpc: list[pulumi.Resource] = []
         self.id = network_id(args.spec, args.name)
         if args.owns_vpc:
             # Custom-mode, global routing: subnets are explicit and regions reach each other internally.
-            vpc = gcp.compute.Network(args.name, name=args.name, project=project, auto_create_subnetworks=False,
-                                      routing_mode="GLOBAL", opts=child)
-            child = pulumi.ResourceOptions(parent=self, depends_on=[*self._compute, vpc])
-        self._child = child
+            self._vpc = [gcp.compute.Network(
+                args.name, name=args.name, project=project, auto_create_subnetworks=False, routing_mode="GLOBAL",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=self._compute))]
+        self._child = pulumi.ResourceOptions(parent=self, depends_on=[*self._compute, *self._vpc])
+        if args.owns_vpc and args.google_apis:
+            self._google_apis_zone(args.google_apis)
         self.subnets: dict[str, gcp.compute.Subnetwork] = {}
         self.subnet_ids: dict[str, str] = {}
         self.subnet_ready: dict[str, list[pulumi.Resource]] = {}
         self.east_west: dict[str, EastWest] = {}
         self.ingress: dict[str, pulumi.Output[str]] = {}
-        self.nat_addresses = [address for region in args.nat_regions for address in self._nat(region)]
+        # region -> its Cloud NAT addresses, for the regions whose NAT this stack owns
+        self.nat_by_region: dict[str, list[pulumi.Output[str]]] = {r: self._nat(r) for r in args.nat_regions}
+        self.nat_addresses = [address for region in args.nat_regions for address in self.nat_by_region[region]]
         for cluster in args.clusters:
             self._cluster(cluster)
         self.register_outputs({"id": self.id})
+
+    def _google_apis_zone(self, kind: str) -> None:
+        """A private googleapis.com zone for this VPC: every Google API name to the chosen VIPs."""
+        project = self._args.spec.project
+        opts = pulumi.ResourceOptions(parent=self, depends_on=[
+            *self._vpc, *self._args.apis.needed_by("gcp:dns/managedZone:ManagedZone", project)])
+        zone = gcp.dns.ManagedZone(
+            f"{self._name}-googleapis", name=f"{self._name}-googleapis", project=project, dns_name="googleapis.com.",
+            description="Private Google Access (fleet-mesh): Google APIs on their private VIPs",
+            visibility="private", private_visibility_config={"networks": [{"network_url": self.id}]}, opts=opts)
+        record = pulumi.ResourceOptions(parent=self, depends_on=[
+            zone, *self._args.apis.needed_by("gcp:dns/recordSet:RecordSet", project)])
+        gcp.dns.RecordSet(f"{self._name}-googleapis-a", project=project, managed_zone=zone.name,
+                          name=f"{kind}.googleapis.com.", type="A", ttl=300, rrdatas=GOOGLE_API_VIPS[kind][1],
+                          opts=record)
+        gcp.dns.RecordSet(f"{self._name}-googleapis-cname", project=project, managed_zone=zone.name,
+                          name="*.googleapis.com.", type="CNAME", ttl=300, rrdatas=[f"{kind}.googleapis.com."],
+                          opts=record)
 
     def _nat(self, region: str) -> list[pulumi.Output[str]]:
         """Private nodes reach the internet (image pulls, other clusters' external gateways) via NAT

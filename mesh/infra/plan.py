@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mesh.compile import CompileOptions, compile_fleet
+from mesh.compile import CompileOptions, compile_fleet, egress
 from mesh.infra.apis import CLUSTER_PROJECT_APIS, NETWORK_PROJECT_APIS
 from mesh.infra.control_plane import revision_label
 from mesh.infra.shared_vpc import SharedVpcPlan, plan_shared_vpc
@@ -40,6 +40,7 @@ class Plan:
     shared_vpc: SharedVpcPlan
     apis: Mapping[str, tuple[str, ...]]  # project -> APIs this stack enables there
     ingress_clusters: frozenset[str]  # managed clusters running an `ingress: true` service
+    egress_clusters: frozenset[str]  # managed clusters that need an egress gateway
     binary_authorization: tuple[str, ...]  # projects whose singleton policy this stack declares
     nat_regions: Mapping[str, tuple[str, ...]]  # network -> regions whose NAT this stack owns
 
@@ -80,7 +81,8 @@ def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
                         f"{CONFIG_NAMESPACE}:eastWestSourceRanges nor {CONFIG_NAMESPACE}:peerStacks is set "
                         "(an empty source list would open the load balancer to every address)")
     return Plan(config, world, clusters, compiled, plan_shared_vpc(world.fleet, clusters),
-                _apis(world, clusters), ingress, _binary_authorization_owners(world, managed), nat_regions)
+                _apis(world, clusters), ingress, frozenset(egress.gateway_clusters(world)) & managed,
+                _binary_authorization_owners(world, managed), nat_regions)
 
 
 def _check_clusters(config: StackConfig, world: World, clusters: tuple[str, ...], has_root_key: bool) -> None:
