@@ -279,7 +279,8 @@ def test_gateway_load_balancers_expose_only_what_callers_need(
             [service] = release.all("Service")
             assert service["spec"]["type"] == "ClusterIP"
             assert sorted(p["port"] for p in service["spec"]["ports"]) == [80, 443, 15021]
-            assert not [s for s in services if owners[s.urn] == cluster and s.inputs["metadata"]["namespace"] == namespace]
+            assert not [s for s in services
+                        if owners[s.urn] == cluster and s.inputs["metadata"]["namespace"] == namespace]
             continue
         assert not release.all("Service"), f"{release.release.name}: the chart's Service would expose every port"
         deployment = release.one("Deployment", name)
