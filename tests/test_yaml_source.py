@@ -91,8 +91,9 @@ FAULTS = [
      "terminal) is not allowed in YAML; remove it"),
     ("a: 1\n\nb: x\ufffe\n", 3, "column 5: U+FFFE (not a character; a byte-order mark of the wrong byte order?) "
      "is not allowed in YAML; remove it"),
-    ("[" * 2000 + "]" * 2000, 1, "YAML syntax error at column 1001: exceeded maximum nesting depth"),
-    ("[" * 900 + "]" * 900, 1, "YAML nested too deeply to read (hundreds of levels)"),
+    ("[" * 2000 + "]" * 2000, 1, "YAML nested more than 100 levels deep; flatten it"),
+    ("[" * 900 + "]" * 900, 1, "YAML nested more than 100 levels deep; flatten it"),
+    ("a: 1\nb: " + "{x: " * 101 + "1" + "}" * 101 + "\n", 2, "YAML nested more than 100 levels deep; flatten it"),
     ("a: 1\na: 2\n", 2, "duplicate key 'a' (YAML would keep only the last one)"),
 ]
 
@@ -101,6 +102,11 @@ FAULTS = [
 def test_faults_are_reported_at_the_line_to_edit(text: str, line: int, message: str) -> None:
     _, faults = parse_text(text)
     assert [(f.line, f.message) for f in faults][:1] == [(line, message)]
+
+
+def test_brackets_inside_quoted_strings_are_text_not_nesting() -> None:
+    documents, faults = parse_text("a: '" + "[" * 200 + "'\nb: \"" + "{" * 200 + "\"\n")
+    assert faults == [] and documents == [{"a": "[" * 200, "b": "{" * 200}]
 
 
 def test_bytes_that_are_not_utf8_are_named_with_line_and_column(tmp_path: Path) -> None:

@@ -155,8 +155,38 @@ def parse(path: Path) -> tuple[list[Any], list[YamlFault]]:
     return parse_text(text)
 
 
+MAX_FLOW_DEPTH = 100
+
+
+def _too_deep(text: str) -> YamlFault | None:
+    """Flow collections nested past MAX_FLOW_DEPTH, found before parsing: how deep Python's own
+    recursion may go depends on the process (another library may have raised the limit), so the
+    answer must not. Only text with that many brackets at all is scanned."""
+    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
+        return None
+    depth, line, quote = 0, 1, ""
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                return YamlFault(line, f"YAML nested more than {MAX_FLOW_DEPTH} levels deep; flatten it",
+                                 "yaml-syntax")
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return None
+
+
 def parse_text(text: str) -> tuple[list[Any], list[YamlFault]]:
     """`parse` of text already read."""
+    deep = _too_deep(text)
+    if deep is not None:
+        return [], [deep]
     loader = _StrictLoader(text)
     try:
         documents = []
