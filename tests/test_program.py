@@ -452,7 +452,8 @@ def test_a_canary_revision_is_installed_beside_the_serving_one(tmp_path: Path) -
     assert sorted(r.inputs["version"] for r in istiods) == ["1.31.1", "1.32.0"]
     outputs = result.outputs["clusters"]["core-use1-a"]
     assert outputs["istioRevision"] == "1-31-1" and outputs["istioRevisions"] == ["1-31-1", "1-32-0"]
-    with pytest.raises(ManifestError, match=r"mesh:istioRevisions: istioVersion 1\.31\.1 must be one of istioRevisions"):
+    with pytest.raises(ManifestError,
+                       match=r"mesh:istioRevisions: istioVersion 1\.31\.1 must be one of istioRevisions"):
         preview.run(_project(tmp_path, {"mesh:istioRevisions": ["1.32.0"]}), "test")
 
 
