@@ -536,3 +536,21 @@ def test_google_api_names_resolve_to_the_private_vips_in_every_vpc(prod: preview
     assert records[("private.googleapis.com.", "A")] == ["199.36.153.8", "199.36.153.9", "199.36.153.10",
                                                          "199.36.153.11"]
     assert records[("*.googleapis.com.", "CNAME")] == ["private.googleapis.com."]
+
+
+def test_the_canary_runbook_steps(tmp_path: Path) -> None:
+    """Install beside, move, remove: what each step of the README's upgrade runbook declares."""
+    def step(config: dict[str, object]) -> tuple[list[str], str, set[str]]:
+        result = preview.run(_project(tmp_path, {"mesh:istioVersion": "1.31.1", **config}), "test")
+        releases = of_type(result, "kubernetes:helm.sh/v3:Release")
+        istiods = sorted(r.inputs["values"]["revision"] for r in releases if r.name.startswith("core-use1-a-istiod"))
+        gateway = next(r for r in releases if r.name == "core-use1-a-eastwest").inputs["values"]["revision"]
+        namespaces = [r.inputs["metadata"]["labels"] for r in of_type(result, "kubernetes:core/v1:Namespace")
+                      if r.name.startswith("core-use1-a/Namespace/")]
+        labels = {n["istio.io/rev"] for n in namespaces if "istio.io/rev" in n}
+        return istiods, gateway, labels
+
+    assert step({"mesh:istioRevisions": ["1.31.1", "1.32.0"]}) == (["1-31-1", "1-32-0"], "1-31-1", {"1-31-1"})
+    assert step({"mesh:istioRevisions": ["1.31.1", "1.32.0"], "mesh:istioVersion": "1.32.0"}) == (
+        ["1-31-1", "1-32-0"], "1-32-0", {"1-32-0"})
+    assert step({"mesh:istioVersion": "1.32.0"}) == (["1-32-0"], "1-32-0", {"1-32-0"})
