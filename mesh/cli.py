@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fleet-mesh {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr (it shows only on a terminal)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check the manifest; report every error at once")
@@ -173,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     shards_cmd.set_defaults(run=_shards)
     for command in commands.choices.values():  # `mesh validate --debug` works as well as `mesh --debug validate`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        command.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -253,7 +255,7 @@ def _preview(args: argparse.Namespace) -> int:
     from mesh import preview
 
     try:
-        result = preview.run(args.project_dir, args.stack, progress=sys.stderr.isatty())
+        result = preview.run(args.project_dir, args.stack, progress=sys.stderr.isatty() and not args.quiet)
     except preview.PreviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -288,7 +290,8 @@ def _diff(args: argparse.Namespace) -> int:
     repo = Path(".")
     try:
         base = args.base or diff.default_base(repo)
-        result = diff.diff_sides(base, args.head, repo, None if args.no_pulumi else args.stack)
+        result = diff.diff_sides(base, args.head, repo, None if args.no_pulumi else args.stack,
+                                 progress=_progress(args))
     except (diff.DiffError, pulumi_run_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return _failure(args)
@@ -306,6 +309,13 @@ def _diff(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(diff_format.text(result, colour=sys.stdout.isatty()))
     return 1 if args.exit_code and result.changed else 0
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    """Stages of long work on stderr, only for a person watching (a terminal, not --quiet)."""
+    if args.quiet or not sys.stderr.isatty():
+        return lambda stage: None
+    return lambda stage: print(f"mesh: {stage}…", file=sys.stderr, flush=True)
 
 
 def pulumi_run_error() -> type[Exception]:

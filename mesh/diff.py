@@ -13,7 +13,7 @@ import re
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,13 +143,17 @@ def _shown(side: str) -> str | None:
     return None if Path(side).exists() else (side if ":" in side else f"{side}:stacks/prod")
 
 
-def diff_sides(base: str, head: str, repo: Path, stack: str | None = None) -> Diff:
-    """Compare two sides; with `stack`, also run the Pulumi program for both (mesh/diff_infra.py)."""
+def diff_sides(base: str, head: str, repo: Path, stack: str | None = None,
+               progress: Callable[[str], None] = lambda stage: None) -> Diff:
+    """Compare two sides; with `stack`, also run the Pulumi program for both (mesh/diff_infra.py).
+    `progress` hears each stage as it starts (the CLI shows them on a terminal)."""
     with tempfile.TemporaryDirectory() as scratch:
+        progress(f"reading {base} and {head}")
         manifests = materialize(base, repo, Path(scratch)), materialize(head, repo, Path(scratch))
         # Errors name the side they come from: a path as given, a git ref as `ref:path`.
-        result = diff_worlds(load(manifests[0], shown_as=_shown(base)).world,
-                             load(manifests[1], shown_as=_shown(head)).world)
+        worlds = (load(manifests[0], shown_as=_shown(base)).world, load(manifests[1], shown_as=_shown(head)).world)
+        progress("compiling and comparing both sides")
+        result = diff_worlds(*worlds)
         if stack is not None:
             from mesh import diff_infra
 
@@ -159,7 +163,9 @@ def diff_sides(base: str, head: str, repo: Path, stack: str | None = None) -> Di
                 raise DiffError(f"cannot compare Pulumi resources: {', '.join(missing)} not found "
                                 "(run from the project root, choose --stack, or use --no-pulumi)")
 
+            progress(f"running the Pulumi program (mock engine) for {base}")
             before = diff_infra.run_side(repo, stack, manifests[0], base)
+            progress(f"running the Pulumi program (mock engine) for {head}")
             after = diff_infra.run_side(repo, stack, manifests[1], head)
             result.add_resources(diff_infra.compare(before, after))
     return result
