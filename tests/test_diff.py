@@ -459,7 +459,8 @@ def test_a_new_call_shows_how_it_moves_the_callers_proxy_and_istiod(tmp_path: Pa
 def test_long_work_reports_its_stages_and_stays_quiet_off_a_terminal(tmp_path: Path) -> None:
     stages: list[str] = []
     diff_sides(str(ROOT / "stacks/prod"), str(ROOT / "stacks/prod"), ROOT, progress=stages.append)
-    assert stages == [f"reading {ROOT / 'stacks/prod'} and {ROOT / 'stacks/prod'}", "compiling and comparing both sides"]
+    side = ROOT / "stacks/prod"
+    assert stages == [f"reading {side} and {side}", "compiling and comparing both sides"]
     # Through the CLI with stderr not a terminal (CI, pipes): no progress lines at all.
     result = subprocess.run([sys.executable, "-m", "mesh", "diff", "stacks/prod", "stacks/prod", "--no-pulumi"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
