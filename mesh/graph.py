@@ -124,6 +124,9 @@ def diff_dot(before: World, after: World) -> str:
         nodes.setdefault(edge[1], "context")
     old_nodes, new_nodes = _placed(before), _placed(after)
     nodes |= {n: "added" for n in new_nodes - old_nodes} | {n: "removed" for n in old_nodes - new_nodes}
+    if not nodes:  # an empty picture would read as a rendering failure
+        return ('digraph fleet {\n  fontname=Helvetica;\n  "no changes" [shape=plaintext, fontname=Helvetica, '
+                'label="no changes to calls or placements"];\n}\n')
     return _dot(set(marks), before, after, marks, nodes)
 
 
@@ -159,19 +162,80 @@ def _dot(edges: set[tuple[tuple[str, str], tuple[str, str]]], before: World, aft
             spec = clusters[cluster]
             lines.append(f'    subgraph "cluster_{cluster}" {{ label="{cluster}\\n{spec.network} · {spec.tier}"; '
                          'style="rounded"; bgcolor="gray97";')
+            if not (marks or only) and any(cluster in (s[0], t[0]) and s[0] != t[0] for s, t in edges):
+                lines.append(f'      "{cluster}/{EAST_WEST}" [label="{EAST_WEST}", shape=cds, style=filled, '
+                             'fillcolor=gray90, fontsize=9];')
             for service in services:
                 colour = _COLOURS.get(only.get((cluster, service), ""), "black")
-                lines.append(f'      "{cluster}/{service}" [label="{service}", color={colour}, fontcolor={colour}];')
+                label = service + _placement_note(after if service in after.placements else before, service, cluster)
+                lines.append(f'      "{cluster}/{service}" [label="{label}", color={colour}, fontcolor={colour}];')
             lines.append("    }")
         lines.append("  }")
-    for (source, target) in sorted(edges):
-        style = "solid" if source[0] == target[0] else "dashed"
-        colour = _COLOURS.get(marks.get((source, target), ""), "black")
-        lines.append(f'  "{source[0]}/{source[1]}" -> "{target[0]}/{target[1]}" [style={style}, color={colour}];')
+    lines += _edge_lines(edges, marks, bundle=not (marks or only))
     if externals:
         lines += _external_dot(after)
+    lines += _LEGEND_DIFF if marks or only else _LEGEND
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _placement_note(world: World, service: str, cluster: str) -> str:
+    """A weight or a standby role, drawn under the service's name (primary and plain say nothing)."""
+    for placement in world.placements.get(service, ()):
+        if placement.cluster == cluster:
+            if placement.weight is not None:
+                return f"\\n{placement.weight}%"
+            if placement.role == "standby":
+                return "\\nstandby"
+    return ""
+
+
+def _edge_lines(edges: set[tuple[tuple[str, str], tuple[str, str]]], marks: dict[Any, str],
+                bundle: bool) -> list[str]:
+    """Calls inside a cluster one by one. Calls to another cluster, in the fleet picture, go the way
+    the traffic does: caller → its cluster's east-west node ⇢ the other cluster's east-west node
+    (one arrow per pair of clusters, labelled with how many calls) → callee. In a diff every call
+    stays its own arrow, since only the changed ones are drawn."""
+    lines = []
+    leaving: set[tuple[str, str]] = set()
+    arriving: set[tuple[str, str]] = set()
+    pairs: dict[tuple[str, str], int] = {}
+    for source, target in sorted(edges):
+        colour = _COLOURS.get(marks.get((source, target), ""), "black")
+        if source[0] == target[0]:
+            lines.append(f'  "{source[0]}/{source[1]}" -> "{target[0]}/{target[1]}" [style=solid, color={colour}];')
+        elif not bundle:
+            lines.append(f'  "{source[0]}/{source[1]}" -> "{target[0]}/{target[1]}" [style=dashed, color={colour}];')
+        else:
+            leaving.add(source)
+            arriving.add(target)
+            pairs[(source[0], target[0])] = pairs.get((source[0], target[0]), 0) + 1
+    lines += [f'  "{c}/{s}" -> "{c}/{EAST_WEST}" [style=dashed, color=gray50, arrowsize=0.5];'
+              for c, s in sorted(leaving)]
+    lines += [f'  "{a}/{EAST_WEST}" -> "{b}/{EAST_WEST}" [style=dashed, penwidth=1.5, xlabel="{n} call{"s" * (n > 1)}",'
+              f' fontsize=9];' for (a, b), n in sorted(pairs.items())]
+    lines += [f'  "{c}/{EAST_WEST}" -> "{c}/{s}" [style=dashed, color=gray50, arrowsize=0.5];'
+              for c, s in sorted(arriving)]
+    return lines
+
+
+EAST_WEST = "east-west gateway"
+
+
+_LEGEND = [
+    '  subgraph "cluster_legend" { label="legend"; style=dotted; fontsize=10;',
+    '    legend [shape=plaintext, fontsize=10, label="solid: call inside a cluster\\l'
+    'dashed: calls between clusters, through their east-west gateways (N calls per pair of clusters)\\l'
+    'dotted: call outside the mesh (blue: through the egress gateway)\\l'
+    'N%: weighted location   standby: takes traffic only when no primary is healthy\\l"];',
+    "  }",
+]
+_LEGEND_DIFF = [
+    '  subgraph "cluster_legend" { label="legend"; style=dotted; fontsize=10;',
+    '    legend [shape=plaintext, fontsize=10, label="green: added   red: removed   gray: unchanged context\\l'
+    'solid: inside a cluster   dashed: through an east-west gateway\\l"];',
+    "  }",
+]
 
 
 def _external_dot(world: World) -> list[str]:

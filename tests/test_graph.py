@@ -17,8 +17,23 @@ def test_dot_groups_clusters_by_region_and_marks_cross_cluster_calls() -> None:
     dot = graph.as_dot(load(ROOT / "stacks/prod").world)
     assert dot.startswith("digraph fleet {")
     assert 'subgraph "cluster_region_us-east1"' in dot and 'subgraph "cluster_core-use1-a"' in dot
-    assert '"core-use1-a/payments" -> "data-use1-a/ledger" [style=dashed' in dot  # across clusters
     assert '"core-use1-a/payments" -> "core-use1-a/fraud" [style=solid' in dot  # inside one
+    # Across clusters, the way traffic goes: caller → its east-west gateway ⇢ the callee's → callee,
+    # one labelled arrow per pair of clusters instead of one per call.
+    gateway = graph.EAST_WEST
+    assert f'"core-use1-a/payments" -> "core-use1-a/{gateway}" [style=dashed' in dot
+    assert f'"core-use1-a/{gateway}" -> "data-use1-a/{gateway}" [style=dashed, penwidth=1.5, xlabel="' in dot
+    assert f'"data-use1-a/{gateway}" -> "data-use1-a/ledger" [style=dashed' in dot
+    assert '"core-use1-a/payments" -> "data-use1-a/ledger"' not in dot
+    assert "legend" in dot and 'label="search\\n90%"' in dot and 'label="ledger\\nstandby"' in dot
+    pairs = [line for line in dot.splitlines() if "penwidth=1.5" in line]
+    assert len(pairs) == len({(a, b) for a, b in (line.split(" -> ") for line in pairs)})  # one per pair
+
+
+def test_a_diff_picture_of_no_change_says_so() -> None:
+    world = load(ROOT / "stacks/prod").world
+    dot = graph.diff_dot(world, world)
+    assert "no changes to calls or placements" in dot and "->" not in dot
 
 
 def test_diff_picture_shows_only_what_changed(tmp_path: Path) -> None:
