@@ -73,6 +73,9 @@ class StackOutputs(_Output):
     services: dict[str, ServiceOutput] = Field(description="Every service of the fleet, by name.")
     nat_addresses: list[str] = Field(
         description="This stack's Cloud NAT addresses: its nodes' egress, e.g. for other shards' firewalls.")
+    nat_addresses_by_region: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict,
+        description="The same, as network -> region -> addresses: a shard admits only the regions that call it.")
     root_ca_certificate: str = Field(description="PEM of the mesh root CA (public).")
     kubeconfigs: dict[str, str] | str = Field(description="Per-cluster kubeconfig (secret).")
 

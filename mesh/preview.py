@@ -307,7 +307,12 @@ def _outputs_in_cycle(project_dir: Path, stack: str) -> dict[str, Any]:
         clusters[name] = {"managed": True, "eastWest": {
             "external": (pinned.external if pinned else None) or COMPUTED,
             "internal": (pinned.internal if pinned else None) or COMPUTED}}
-    return {"clusters": clusters, "natAddresses": [COMPUTED]}
+    regions: dict[str, dict[str, list[str]]] = {}
+    for name in managed:
+        spec = world.clusters.get(name)
+        if spec is not None:
+            regions.setdefault(spec.network, {})[spec.region] = [COMPUTED]
+    return {"clusters": clusters, "natAddresses": [COMPUTED], "natAddressesByRegion": regions}
 
 
 def _manifest_path(project_dir: Path, config: Mapping[str, str]) -> Path:

@@ -314,7 +314,8 @@ def test_binary_authorization_enforces_a_declared_policy(prod: preview.PreviewRe
         policy = policies[cluster.inputs["project"]]
         assert policy.urn in cluster.dependencies
         patterns = [p["namePattern"] for p in policy.inputs["admissionWhitelistPatterns"]]
-        assert "docker.io/istio/*" in patterns and "us-docker.pkg.dev/acme-images/**" in patterns
+        assert {"docker.io/istio/pilot*", "docker.io/istio/proxyv2*", "us-docker.pkg.dev/acme-images/**"} <= set(patterns)
+        assert not [p for p in patterns if p.endswith("/istio/*")]  # Istio's two images, not all of docker.io/istio
         assert policy.inputs["globalPolicyEvaluationMode"] == "ENABLE"  # Google's own system images
         assert policy.inputs["defaultAdmissionRule"] == {
             "evaluationMode": "ALWAYS_DENY", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"}
@@ -554,3 +555,36 @@ def test_the_canary_runbook_steps(tmp_path: Path) -> None:
     assert step({"mesh:istioRevisions": ["1.31.1", "1.32.0"], "mesh:istioVersion": "1.32.0"}) == (
         ["1-31-1", "1-32-0"], "1-32-0", {"1-32-0"})
     assert step({"mesh:istioVersion": "1.32.0"}) == (["1-32-0"], "1-32-0", {"1-32-0"})
+
+
+def test_an_external_gateway_admits_only_the_nat_of_its_remote_callers() -> None:
+    from mesh.infra.plan import prepare
+
+    plan = prepare({"manifest": str(ROOT / "stacks/prod"), "istioVersion": "1.31.1",
+                    "ingressSourceRanges": ["198.51.100.0/25"]}, has_root_key=False)
+    # The PCI data tier is called by core only: no edge NAT may reach it, though edge runs NAT too.
+    assert plan.remote_callers["data-use1-a"] == (("core", "us-east1"), ("core", "us-west1"))
+    # Callers on the same VPC dial the internal address, so they never count.
+    assert all(net != "core" for net, _ in plan.remote_callers["core-use1-a"])
+    assert ("edge-use1", "us-east1") in plan.remote_callers["core-use1-a"]
+
+
+def test_a_cluster_nobody_outside_its_vpc_calls_gets_no_external_load_balancer(tmp_path: Path) -> None:
+    from mesh.infra import plan as planning
+
+    original = planning._remote_callers
+
+    def quiet_data(world: object, managed: set[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+        found = original(world, managed)  # type: ignore[arg-type]
+        return {**found, "data-usw1-a": ()}
+
+    planning._remote_callers = quiet_data  # type: ignore[assignment]
+    try:
+        result = preview.run(_project(tmp_path, {}), "test")
+    finally:
+        planning._remote_callers = original  # type: ignore[assignment]
+    services = {r.name for r in of_type(result, "kubernetes:core/v1:Service")}
+    rules = {r.name for r in of_type(result, "gcp:compute/firewall:Firewall")}
+    assert "data-use1-a-eastwest-external" in services and "data-usw1-a-eastwest-external" not in services
+    assert "data-use1-a-eastwest-external" in rules and "data-usw1-a-eastwest-external" not in rules
+    assert "data-usw1-a-eastwest-internal" in services  # its VPC peers still reach it

@@ -105,7 +105,9 @@ class ControlPlaneArgs:
     size: str  # small | medium | large (nodePools-only clusters count as medium): replicas, requests
     zonal: bool  # a one-zone cluster spreads pods across nodes instead of zones
     external_address: pulumi.Input[str]
-    east_west_sources: pulumi.Input[Sequence[str]]  # who may reach the external east-west LB; never empty
+    # who may reach the external east-west LB (never empty); None: nobody outside the VPC calls this
+    # cluster, so it gets no external load balancer at all (its address stays reserved)
+    east_west_sources: pulumi.Input[Sequence[str]] | None
     internal_address: pulumi.Input[str] | None  # set where the VPC is shared with other clusters
     internal_sources: Sequence[str]  # node and pod ranges of the same-VPC peers
     ingress: IngressArgs | None
@@ -148,10 +150,12 @@ class IstioControlPlane(pulumi.ComponentResource):
         # Not named like the chart's former Service `istio-eastwestgateway`: on clusters installed
         # before, Helm deletes that one (GKE then frees the reserved address) while this is created;
         # one name would collide with the terminating object.
-        self.services: list[k8s.core.v1.Service] = [self._service(
-            "eastwest-external", f"{EAST_WEST_RELEASE}-external", ISTIO_SYSTEM, EAST_WEST_LABELS, EAST_WEST_PORTS,
-            EXTERNAL_LB_ANNOTATIONS, args.external_address, args.east_west_sources, self.gateway,
-            network=args.network)]
+        self.services: list[k8s.core.v1.Service] = []
+        if args.east_west_sources is not None:
+            self.services.append(self._service(
+                "eastwest-external", f"{EAST_WEST_RELEASE}-external", ISTIO_SYSTEM, EAST_WEST_LABELS,
+                EAST_WEST_PORTS, EXTERNAL_LB_ANNOTATIONS, args.external_address, args.east_west_sources,
+                self.gateway, network=args.network))
         if args.internal_address is not None:
             # Peers on the same VPC dial an internal LB in front of the same pods; only they may.
             self.services.append(self._service(

@@ -18,7 +18,7 @@ from mesh.infra.gke import ClusterArgs, GkeCluster, binary_authorization_policy,
 from mesh.infra.mesh_config import MeshConfig
 from mesh.infra.network import FleetNetwork, NetworkArgs, google_apis_domain
 from mesh.infra.pki import MeshPki, ProvidedRoot
-from mesh.infra.plan import STACK_RESOURCE_LIMIT, Plan
+from mesh.infra.plan import STACK_RESOURCE_LIMIT, Plan, image_projects
 from mesh.infra.projects import ProjectApis
 from mesh.infra.shared_vpc import SharedVpc, host_of
 from mesh.model import World, address_placeholder
@@ -45,8 +45,7 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
     networks = _networks(plan, apis)
     peers = _peer_outputs(plan)
     nat = [address for network in networks.values() for address in network.nat_addresses]
-    sources = pulumi.Output.all(peers["nat"], *nat).apply(
-        lambda values: sorted({*config.east_west_source_ranges, *(f"{ip}/32" for ip in [*values[0], *values[1:]])}))
+    sources = {name: _east_west_sources(plan, name, networks, peers["nat_by_region"]) for name in plan.clusters}
     for network in networks.values():
         network.firewalls(sources, config.ingress_source_ranges)
     addresses = _addresses(plan, networks, peers["clusters"])
@@ -61,14 +60,14 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
             release_channel=config.release_channel, authorized_networks=config.master_authorized_networks,
             apis=apis, after=[*network.subnet_ready[name], *shared_vpc.ready.get((host or "", spec.project), []),
                               *([policies[spec.project]] if spec.project in policies else [])],
-            decommissioned=name in config.decommission))
+            decommissioned=name in config.decommission, image_projects=image_projects(config.allowed_images)))
         east_west = network.east_west[name]
         control_plane = IstioControlPlane(name, ControlPlaneArgs(
             cluster=name, network=world.istio_network(name), mesh_id=fleet.mesh_id, trust_domain=fleet.trust_domain,
             versions=config.installed_versions, version=config.istio_version,
             charts=ChartSource(config.chart_repository), ca=pki.clusters[name],
             size=spec.size or "medium", zonal=len(spec.zones) == 1,
-            external_address=east_west.external, east_west_sources=sources,
+            external_address=east_west.external, east_west_sources=sources[name],
             internal_address=east_west.internal, internal_sources=_internal_sources(world, name),
             ingress=IngressArgs(fleet.ingress_gateway.namespace, fleet.ingress_gateway.service_account,
                                 network.ingress[name], config.ingress_source_ranges)
@@ -95,6 +94,9 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
     pulumi.export("clusters", exported)
     pulumi.export("services", _services(world))
     pulumi.export("natAddresses", pulumi.Output.all(*nat).apply(sorted))
+    pulumi.export("natAddressesByRegion", {
+        name: {region: pulumi.Output.all(*addresses).apply(sorted) for region, addresses in network.nat_by_region.items()}
+        for name, network in networks.items() if network.nat_by_region})
     pulumi.export("rootCaCertificate", pki.root_certificate)
     pulumi.export("kubeconfigs", pulumi.Output.secret(kubeconfigs))
 
@@ -114,6 +116,30 @@ def _networks(plan: Plan, apis: ProjectApis) -> dict[str, FleetNetwork]:
     return out
 
 
+def _east_west_sources(plan: Plan, name: str, networks: Mapping[str, FleetNetwork],
+                       peer_nat: pulumi.Output[Any]) -> pulumi.Output[list[str]] | None:
+    """Who may reach a cluster's external east-west gateway: the Cloud NAT addresses of exactly the
+    regions and networks its remote callers run in (so the PCI data tier admits no edge NAT), plus
+    mesh:eastWestSourceRanges. None when nobody outside its VPC calls it: no external LB then."""
+    wanted = plan.remote_callers[name]
+    extra = plan.config.east_west_source_ranges
+    if not wanted and not extra:
+        return None
+    own = [address for network, region in wanted if network in networks
+           for address in networks[network].nat_by_region.get(region, [])]
+
+    def ranges(values: list[Any]) -> list[str]:
+        peers, mine = values[0], values[1:]
+        found = {*mine, *(ip for network, region in wanted for ip in (peers.get(network) or {}).get(region, []))}
+        if wanted and not found:
+            raise ValueError(f"{name} is called from {', '.join(f'{n}/{r}' for n, r in wanted)}, but no NAT address "
+                             "is known for them (neither this stack nor mesh:peerStacks owns their NAT): its "
+                             "external east-west load balancer would admit nobody, or everybody")
+        return sorted({*extra, *(f"{ip}/32" for ip in found)})
+
+    return pulumi.Output.all(peer_nat, *own).apply(ranges)
+
+
 def _internal_sources(world: World, cluster: str) -> list[str]:
     """Who may dial a cluster's internal east-west load balancer: the nodes and pods of its VPC peers."""
     network = world.clusters[cluster].network
@@ -126,9 +152,18 @@ def _peer_outputs(plan: Plan) -> dict[str, pulumi.Output[Any]]:
     references = [pulumi.StackReference(stack) for stack in plan.config.peer_stacks]
     clusters = pulumi.Output.all(*[r.get_output("clusters") for r in references]).apply(
         lambda values: {name: c for value in values for name, c in (value or {}).items() if c.get("managed")})
-    nat = pulumi.Output.all(*[r.get_output("natAddresses") for r in references]).apply(
-        lambda values: sorted({ip for value in values for ip in (value or [])}))
-    return {"clusters": clusters, "nat": nat}
+    nat_by_region = pulumi.Output.all(*[r.get_output("natAddressesByRegion") for r in references]).apply(_merged)
+    return {"clusters": clusters, "nat_by_region": nat_by_region}
+
+
+def _merged(values: list[Any]) -> dict[str, dict[str, list[str]]]:
+    """network -> region -> NAT addresses, over every peer shard's output."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for value in values:
+        for network, regions in (value or {}).items():
+            for region, addresses in regions.items():
+                out.setdefault(network, {}).setdefault(region, []).extend(addresses)
+    return out
 
 
 def _addresses(plan: Plan, networks: Mapping[str, FleetNetwork],

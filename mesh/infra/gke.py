@@ -28,12 +28,11 @@ from mesh.infra.projects import ProjectApis
 from mesh.infra.stack_config import AuthorizedNetwork
 from mesh.manifest import schema
 
-# Least privilege for nodes: write logs and metrics, pull images; nothing else.
+# Least privilege for nodes: GKE's own minimum for a node service account (logs, metrics, resource
+# metadata; cloud.google.com/kubernetes-engine/docs/how-to/service-accounts) and image pulls from the
+# cluster's project; image projects named in mesh:allowedImages get a reader grant of their own.
 NODE_ROLES = (
-    "roles/logging.logWriter",
-    "roles/monitoring.metricWriter",
-    "roles/monitoring.viewer",
-    "roles/stackdriver.resourceMetadata.writer",
+    "roles/container.defaultNodeServiceAccount",
     "roles/artifactregistry.reader",
 )
 NODE_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # IAM decides, not scopes
@@ -53,6 +52,7 @@ class ClusterArgs:
     # attachment, the Binary Authorization policy it enforces.
     after: Sequence[pulumi.Resource]
     decommissioned: bool = False  # deletion protection lifted, so the next change can delete it
+    image_projects: Sequence[str] = ()  # where mesh:allowedImages live: the nodes need to read them
 
 
 def location_of(spec: schema.Cluster) -> str:
@@ -79,6 +79,12 @@ class GkeCluster(pulumi.ComponentResource):
                 opts=child.merge(pulumi.ResourceOptions(
                     depends_on=apis.needed_by("gcp:projects/iAMMember:IAMMember", spec.project))))
             for role in NODE_ROLES
+        ] + [
+            gcp.projects.IAMMember(
+                f"{name}-nodes-images-{project}", project=project, role="roles/artifactregistry.reader",
+                member=member, opts=child.merge(pulumi.ResourceOptions(
+                    depends_on=apis.needed_by("gcp:projects/iAMMember:IAMMember", project))))
+            for project in args.image_projects if project != spec.project
         ]
         location = location_of(spec)
         self.cluster = gcp.container.Cluster(
@@ -180,7 +186,9 @@ class GkeCluster(pulumi.ComponentResource):
                 "workload_metadata_config": {"mode": "GKE_METADATA"},  # hide node credentials from pods
                 "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
                 "tags": [node_tag(name)],
-                "labels": {"fleet-mesh/pool": pool.name},
+                # Every cluster its own locality (region/zone/<cluster>): what weighted services'
+                # locality weights (DestinationRule distribute) key on, for local pods too.
+                "labels": {"fleet-mesh/pool": pool.name, "topology.istio.io/subzone": spec.name},
             }),
             opts=child.merge(pulumi.ResourceOptions(
                 depends_on=[self.cluster, *self._apis.needed_by("gcp:container/nodePool:NodePool", spec.project)],
@@ -197,7 +205,9 @@ def binary_authorization_policy(project: str, allowed_images: Sequence[str], api
     audits: enforcing it would block every team's workloads on the first deploy.
     """
     enforcement = "ENFORCED_BLOCK_AND_AUDIT_LOG" if allowed_images else "DRYRUN_AUDIT_LOG_ONLY"
-    patterns = ["docker.io/istio/*", "index.docker.io/istio/*", *allowed_images]
+    # Exactly Istio's two images (a trailing * does not match "/", and here not other istio/ images).
+    patterns = [f"{registry}/istio/{image}*" for registry in ("docker.io", "index.docker.io")
+                for image in ("pilot", "proxyv2")] + list(allowed_images)
     return gcp.binaryauthorization.Policy(
         f"{project}-binary-authorization", project=project,
         global_policy_evaluation_mode="ENABLE",

@@ -14,7 +14,7 @@ name) on that VPC / in that region. Other stacks refer to the VPC by its id, a k
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -226,7 +226,8 @@ class FleetNetwork(pulumi.ComponentResource):
                 *subnet_ready, *self._args.apis.needed_by("gcp:compute/address:Address", cluster.project)]),
         ).address
 
-    def firewalls(self, east_west_sources: pulumi.Input[Sequence[str]], ingress_sources: Sequence[str]) -> None:
+    def firewalls(self, east_west_sources: Mapping[str, pulumi.Input[Sequence[str]] | None],
+                  ingress_sources: Sequence[str]) -> None:
         """The rules of this stack's clusters. Declared once every network exists, because the
         external east-west rule admits every NAT address of the fleet."""
         for cluster in self._args.clusters:
@@ -238,7 +239,9 @@ class FleetNetwork(pulumi.ComponentResource):
             if peers:
                 self._rule(f"{cluster.name}-eastwest-internal", target, "15443",
                            sorted(r for p in peers for r in (p.ip_ranges.nodes, p.ip_ranges.pods)))  # type: ignore[union-attr]
-            self._rule(f"{cluster.name}-eastwest-external", target, "15443", east_west_sources)
+            external = east_west_sources[cluster.name]
+            if external is not None:  # nobody outside the VPC calls it: no external LB, no rule
+                self._rule(f"{cluster.name}-eastwest-external", target, "15443", external)
             if cluster.name in self._args.ingress_clusters:
                 self._rule(f"{cluster.name}-ingress", target, "443", list(ingress_sources))
 

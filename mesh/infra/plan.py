@@ -7,11 +7,13 @@ later and that can be known now is a `PlanError` here, before a single resource 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mesh.compile import CompileOptions, compile_fleet, egress
+from mesh.compile.context import ClusterContext
 from mesh.infra.apis import CLUSTER_PROJECT_APIS, NETWORK_PROJECT_APIS
 from mesh.infra.control_plane import revision_label
 from mesh.infra.shared_vpc import SharedVpcPlan, plan_shared_vpc
@@ -43,6 +45,9 @@ class Plan:
     egress_clusters: frozenset[str]  # managed clusters that need an egress gateway
     binary_authorization: tuple[str, ...]  # projects whose singleton policy this stack declares
     nat_regions: Mapping[str, tuple[str, ...]]  # network -> regions whose NAT this stack owns
+    # cluster -> (network, region) of the clusters on other networks that dial its external
+    # east-west address: their Cloud NAT addresses, and only theirs, may reach it
+    remote_callers: Mapping[str, tuple[tuple[str, str], ...]]
 
     @property
     def sharded(self) -> bool:
@@ -76,13 +81,9 @@ def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
                         f"whose load balancer needs {CONFIG_NAMESPACE}:ingressSourceRanges (e.g. your CDN's egress "
                         "ranges): an empty list would leave it open to every address")
     nat_regions = _nat_regions(world, managed)
-    if not (config.east_west_source_ranges or config.peer_stacks or any(nat_regions.values())):
-        raise PlanError(f"nothing may reach this stack's external east-west gateways: it owns no NAT, and neither "
-                        f"{CONFIG_NAMESPACE}:eastWestSourceRanges nor {CONFIG_NAMESPACE}:peerStacks is set "
-                        "(an empty source list would open the load balancer to every address)")
     return Plan(config, world, clusters, compiled, plan_shared_vpc(world.fleet, clusters),
-                _apis(world, clusters), ingress, frozenset(egress.gateway_clusters(world)) & managed,
-                _binary_authorization_owners(world, managed), nat_regions)
+                _apis(world, clusters, image_projects(config.allowed_images)), ingress, frozenset(egress.gateway_clusters(world)) & managed,
+                _binary_authorization_owners(world, managed), nat_regions, _remote_callers(world, managed))
 
 
 def _check_clusters(config: StackConfig, world: World, clusters: tuple[str, ...], has_root_key: bool) -> None:
@@ -124,8 +125,17 @@ def _check_addresses_resolvable(config: StackConfig, compiled: Mapping[str, list
                         "(their outputs give the addresses), or pin eastWest addresses in the fleet file")
 
 
-def _apis(world: World, clusters: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    wanted: dict[str, set[str]] = {}
+_IMAGE_PROJECT = re.compile(r"^(?:[a-z0-9-]+-docker\.pkg\.dev|(?:[a-z]+\.)?gcr\.io)/([a-z][-a-z0-9]{4,28}[a-z0-9])/")
+
+
+def image_projects(allowed_images: list[str]) -> tuple[str, ...]:
+    """Projects whose Artifact Registry (or gcr.io) the allowed images come from: the node service
+    accounts need a reader grant there, or every pod of those images ends in ImagePullBackOff."""
+    return tuple(sorted({m.group(1) for p in allowed_images if (m := _IMAGE_PROJECT.match(p))}))
+
+
+def _apis(world: World, clusters: tuple[str, ...], images: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    wanted: dict[str, set[str]] = {project: {"cloudresourcemanager.googleapis.com"} for project in images}
     for name in clusters:
         spec = world.clusters[name]
         wanted.setdefault(spec.project, set()).update(CLUSTER_PROJECT_APIS)
@@ -139,6 +149,23 @@ def _binary_authorization_owners(world: World, managed: set[str]) -> tuple[str, 
     for name, spec in world.clusters.items():  # sorted by name
         first.setdefault(spec.project, name)
     return tuple(sorted(project for project, cluster in first.items() if cluster in managed))
+
+
+def _remote_callers(world: World, managed: set[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Who dials each managed cluster's external east-west address: a cluster on another network
+    that calls one of its services, or publishes one on its ingress (and fails over to it)."""
+    found: dict[str, set[tuple[str, str]]] = {name: set() for name in sorted(managed)}
+    options = CompileOptions()
+    for name, view in world.views.items():
+        ctx = ClusterContext(world, view, options)
+        caller = world.clusters[name]
+        for service in view.needed:
+            if not ctx.dialled_here(service):
+                continue
+            for server in world.clusters_of(service):
+                if server in found and server != name and not world.shares_network(name, server):
+                    found[server].add((caller.network, caller.region))
+    return {name: tuple(sorted(pairs)) for name, pairs in found.items()}
 
 
 def _nat_regions(world: World, managed: set[str]) -> dict[str, tuple[str, ...]]:

@@ -125,7 +125,10 @@ def subnet_grants(cluster: schema.Cluster, host: str, subnet: gcp.compute.Subnet
     """The cluster project's two service agents may use the cluster's subnet, and only that subnet."""
     agents: Mapping[str, pulumi.Output[str]] = {
         "gke": apis.gke_agent(cluster.project), "cloudservices": apis.cloud_services_agent(cluster.project)}
+    # Each agent exists once its API is on in the service project: GKE's with Kubernetes Engine,
+    # the Google APIs agent (node pools' instance groups) with Compute Engine.
     depends = [subnet, *apis.needed_by("gcp:container/cluster:Cluster", cluster.project),
+               *apis.needed_by("gcp:compute/instance:Instance", cluster.project),
                *apis.needed_by("gcp:compute/subnetworkIAMMember:SubnetworkIAMMember", host)]
     return [
         gcp.compute.SubnetworkIAMMember(
