@@ -314,7 +314,8 @@ def test_binary_authorization_enforces_a_declared_policy(prod: preview.PreviewRe
         policy = policies[cluster.inputs["project"]]
         assert policy.urn in cluster.dependencies
         patterns = [p["namePattern"] for p in policy.inputs["admissionWhitelistPatterns"]]
-        assert {"docker.io/istio/pilot*", "docker.io/istio/proxyv2*", "us-docker.pkg.dev/acme-images/**"} <= set(patterns)
+        assert {"docker.io/istio/pilot*", "docker.io/istio/proxyv2*",
+                "us-docker.pkg.dev/acme-images/**"} <= set(patterns)
         assert not [p for p in patterns if p.endswith("/istio/*")]  # Istio's two images, not all of docker.io/istio
         assert policy.inputs["globalPolicyEvaluationMode"] == "ENABLE"  # Google's own system images
         assert policy.inputs["defaultAdmissionRule"] == {

@@ -95,7 +95,8 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
     pulumi.export("services", _services(world))
     pulumi.export("natAddresses", pulumi.Output.all(*nat).apply(sorted))
     pulumi.export("natAddressesByRegion", {
-        name: {region: pulumi.Output.all(*addresses).apply(sorted) for region, addresses in network.nat_by_region.items()}
+        name: {region: pulumi.Output.all(*addresses).apply(sorted)
+               for region, addresses in network.nat_by_region.items()}
         for name, network in networks.items() if network.nat_by_region})
     pulumi.export("rootCaCertificate", pki.root_certificate)
     pulumi.export("kubeconfigs", pulumi.Output.secret(kubeconfigs))

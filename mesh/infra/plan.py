@@ -82,7 +82,8 @@ def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
                         "ranges): an empty list would leave it open to every address")
     nat_regions = _nat_regions(world, managed)
     return Plan(config, world, clusters, compiled, plan_shared_vpc(world.fleet, clusters),
-                _apis(world, clusters, image_projects(config.allowed_images)), ingress, frozenset(egress.gateway_clusters(world)) & managed,
+                _apis(world, clusters, image_projects(config.allowed_images)), ingress,
+                frozenset(egress.gateway_clusters(world)) & managed,
                 _binary_authorization_owners(world, managed), nat_regions, _remote_callers(world, managed))
 
 
