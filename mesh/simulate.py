@@ -29,16 +29,17 @@ It checks the configuration, not the model: tests compare its answers with what 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesh import locality_lb
 from mesh.compile import egress, meta
 from mesh.model import World, address_placeholder
 
 Obj = Mapping[str, Any]
-# An endpoint before routing: its labels, (region, zone), the cluster it leads to, what is wrong.
-Candidate = tuple[dict[str, str], tuple[str, str], str, str | None]
+# An endpoint before routing: its labels, (region, zone, subzone), the cluster it leads to, what is wrong.
+Candidate = tuple[dict[str, str], locality_lb.Locality, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class Fleet:
     trust_domain: str
     ingress_gateways: tuple[Workload, ...] = ()  # the ingress gateway's pods, one per cluster installed
     egress_gateways: tuple[Workload, ...] = ()  # the egress gateway's pods, one per cluster installed
+    # cluster → the zones its pods run in (default: its callers' zone); every node carries the
+    # subzone label `topology.istio.io/subzone: <cluster>`, so pods group per (region, zone, cluster)
+    zones: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class Endpoint:
     weight: int | None  # VirtualService weight of its subset, when the service is split
     allowed: bool  # the destination's authorization admits the caller
     problem: str | None = None  # why this endpoint would fail, if it would
+    locality: str = ""  # its locality group, region/zone/subzone
+    locality_weight: int | None = None  # the DestinationRule's `distribute` weight of that group
+    local: bool = False  # the caller's own cluster's pods (one group per zone), not a remote gateway
 
 
 @dataclass(frozen=True)
@@ -268,17 +275,25 @@ class Mesh:
             return Outcome(refused=f"no ISTIO_MUTUAL DestinationRule for {host}")
         candidates = self._endpoints(cluster, entry, port_name)
         principal = f"{self.fleet.trust_domain}/ns/{namespace}/sa/{caller.service_account}"
+        setting = rule["spec"]["trafficPolicy"]["loadBalancer"].get("localityLbSetting", {})
+        region, zone = self.fleet.localities[cluster]
+        group_weights = locality_lb.group_weights(setting, (region, zone, cluster), dict.fromkeys(
+            (c[1] for c in candidates), 1))
         endpoints = []
         for labels, locality, target, problem in candidates:
             subset, weight = self._subset_of(rule, routes, labels)
             if routes and subset is None:
                 continue  # no route sends traffic to endpoints outside the split's subsets
+            if group_weights is not None and locality not in group_weights:
+                continue  # `distribute` names no key for its locality: Istio drops its endpoints
             landed, land_problem = self._land(cluster, target, host, (port, port_name), subset, problem)
             allowed = landed is not None and self._authorized(landed, principal, port)
             endpoints.append((labels, locality, target, weight, allowed, land_problem))
         priorities = self._priorities(cluster, rule, [(e[0], e[1]) for e in endpoints])
         return Outcome(endpoints=tuple(
-            Endpoint(e[2], p, e[3], e[4], e[5]) for e, p in zip(endpoints, priorities, strict=True)
+            Endpoint(e[2], p, e[3], e[4], e[5], "/".join(e[1]).rstrip("/"),
+                     None if group_weights is None else group_weights[e[1]], e[2] == cluster)
+            for e, p in zip(endpoints, priorities, strict=True)
         ))
 
     # ---------------------------------------------------------------------------------- ingress
@@ -346,7 +361,9 @@ class Mesh:
                 here = (workload.cluster, workload.namespace) == (cluster, namespace)
                 if here and _selects(selector, workload.labels):
                     labels = {**workload.labels, meta.NETWORK_LABEL: cluster}
-                    out.append((labels, self.fleet.localities[cluster], cluster, None))
+                    region, zone = self.fleet.localities[cluster]
+                    out += [(labels, (region, z, cluster), cluster, None)
+                            for z in self.fleet.zones.get(cluster, (zone,))]  # one group per zone
             remote = [o["spec"] for o in self.objects(cluster, "WorkloadEntry")
                       if o["metadata"]["namespace"] == namespace and _selects(selector, o["spec"]["labels"])]
         else:
@@ -361,8 +378,8 @@ class Mesh:
             elif endpoint.get("network") != target:
                 problem = f"endpoint network {endpoint.get('network')} is not {target}'s network"
             labels = {**endpoint.get("labels", {}), meta.NETWORK_LABEL: endpoint.get("network", "")}
-            region, _, zone = endpoint.get("locality", "").partition("/")
-            out.append((labels, (region, zone), target or endpoint["address"], problem))
+            out.append((labels, locality_lb.split(endpoint.get("locality", "")), target or endpoint["address"],
+                        problem))
         return out
 
     def _land(self, cluster: str, target: str, host: str, port: tuple[int, str], subset: str | None,
@@ -422,16 +439,17 @@ class Mesh:
                 return subset["name"], routes[subset["name"]]
         return None, None
 
-    def _priorities(self, cluster: str, rule: Obj, endpoints: list[tuple[dict[str, str], tuple[str, str]]]
+    def _priorities(self, cluster: str, rule: Obj, endpoints: list[tuple[dict[str, str], locality_lb.Locality]]
                     ) -> list[int]:
-        """Istio's failoverPriority ranking: count of leading labels matching the caller's."""
+        """Istio's failoverPriority ranking: count of leading labels matching the caller's; none
+        at all under `distribute`, which Istio applies instead of any failover."""
         setting = rule["spec"]["trafficPolicy"]["loadBalancer"].get("localityLbSetting", {})
-        order = setting.get("failoverPriority", [])
+        order = [] if setting.get("distribute") else setting.get("failoverPriority", [])
         region, zone = self.fleet.localities[cluster]
         proxy = {"topology.kubernetes.io/region": region, "topology.kubernetes.io/zone": zone,
                  meta.NETWORK_LABEL: cluster}
         raw = []
-        for labels, (ep_region, ep_zone) in endpoints:
+        for labels, (ep_region, ep_zone, _) in endpoints:
             values = {**labels, "topology.kubernetes.io/region": ep_region, "topology.kubernetes.io/zone": ep_zone}
             rank = 0
             for i, item in enumerate(order):
@@ -467,6 +485,43 @@ def authorized(policies: Iterable[Obj], pod: Workload, principal: str, port: int
             if source_ok and port_ok and when_ok:
                 return True
     return False
+
+
+def shares(outcome: Outcome, down: Collection[str] = (), healthy: Mapping[str, float] | None = None,
+           pods: int = 3) -> dict[str, float]:
+    """Percent of a caller's calls each cluster serves, as Envoy would share them once ejection
+    has run its course (route weights to subsets are not modelled; our objects have none).
+
+    `down`: clusters whose endpoints are all ejected; `healthy`: the caller's own pods' healthy
+    fraction per cluster (1 by default). A remote cluster is one endpoint — its gateway hides how
+    many pods behind it are healthy — so it counts 0 or 1; local pods count `pods` per zone group.
+    Priorities take load by Envoy's rule (health = min(100 %, 1.4 × healthy hosts / hosts), a level
+    takes what the ones before it cannot), and within a priority each locality group gets
+    weight × availability (`locality_lb.shares`), its weight being the `distribute` weight or,
+    without one, its host count (Istio sets locality-weighted load balancing for failover too).
+    Empty when nothing is left to serve."""
+    healthy = healthy or {}
+    levels: dict[int, list[tuple[str, int, float, int]]] = {}
+    for e in outcome.endpoints:
+        fraction = 0.0 if e.cluster in down else healthy.get(e.cluster, 1.0)
+        hosts = pods if e.local else 1
+        if not e.local:
+            fraction = 1.0 if fraction > 0 else 0.0
+        weight = e.locality_weight if e.locality_weight is not None else hosts
+        levels.setdefault(e.priority, []).append((e.cluster, weight, fraction, hosts))
+    health = {p: min(1.0, locality_lb.OVERPROVISIONING * sum(g[2] * g[3] for g in groups) / sum(g[3] for g in groups))
+              for p, groups in sorted(levels.items())}
+    total = min(1.0, sum(health.values()))
+    out: dict[str, float] = {}
+    left = 1.0
+    for p, groups in sorted(levels.items()):
+        if not total:
+            break
+        load = min(left, health[p] / total)
+        left -= load
+        for cluster, share in locality_lb.shares((c, w, f) for c, w, f, _ in groups).items():
+            out[cluster] = out.get(cluster, 0.0) + load * share
+    return {c: v for c, v in sorted(out.items()) if v > 0}
 
 
 def _exported(obj: Obj, namespace: str) -> bool:
@@ -508,4 +563,5 @@ def facts_from_world(world: World) -> Fleet:
                      for c in ingress_clusters)
     egress_gateways = tuple(Workload(c, egress.EGRESS_NAMESPACE, EGRESS_POD_LABELS, egress.GATEWAY_SERVICE_ACCOUNT)
                             for c in egress.gateway_clusters(world))
-    return Fleet(workloads, addresses, localities, world.fleet.trust_domain, gateways, egress_gateways)
+    zones = {name: tuple(c.zones) or (localities[name][1],) for name, c in world.clusters.items()}
+    return Fleet(workloads, addresses, localities, world.fleet.trust_domain, gateways, egress_gateways, zones)

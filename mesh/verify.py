@@ -28,6 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from mesh import locality_lb
 from mesh.compile import egress, ingress, meta
 from mesh.model import PLACEHOLDER_SUFFIX, World
 
@@ -73,6 +74,7 @@ def _cluster(world: World, cluster: str, objects: Sequence[Obj], shapes: dict[st
     yield from _entries(world, cluster, mesh_kinds["ServiceEntry"], shapes)
     yield from _endpoints(world, cluster, mesh_kinds)
     yield from _rules(world, cluster, mesh_kinds["DestinationRule"])
+    yield from _locality_weights(world, cluster, mesh_kinds)
     yield from _gateway(world, cluster, [g for g in by_kind["Gateway"]
                                          if g["spec"]["selector"] == meta.EASTWEST_SELECTOR])
     yield from _ingress_gateway(world, cluster, [g for g in by_kind["Gateway"]
@@ -149,13 +151,60 @@ def _rules(world: World, cluster: str, rules: list[Obj]) -> Iterator[str]:
             yield f"DestinationRule {service}: ejection must reach 100% and minHealthPercent be explicit"
         if "sni" in policy.get("tls", {}) or policy.get("tls", {}).get("mode") != "ISTIO_MUTUAL":
             yield f"DestinationRule {service}: tls must be ISTIO_MUTUAL without sni"
-        needed = _dialled(world, cluster, service) or (world.is_weighted(service) and _exposed(world, service, cluster))
-        if not needed:
+        if not _dialled(world, cluster, service):
             yield f"DestinationRule {service} serves no caller here"
     found = {r["metadata"]["labels"][meta.SERVICE_LABEL] for r in rules}
     missing = sorted(s for s in world.views[cluster].running if _publishes(world, s, cluster) and s not in found)
     yield from (f"no DestinationRule for {s}: the ingress gateway would neither use mTLS nor fail over"
                 for s in missing)
+
+
+def _locality_weights(world: World, cluster: str, by_kind: Mapping[str, list[Obj]]) -> Iterator[str]:
+    """Istio's admission rules for every localityLbSetting, and for weighted services the split:
+    locality weights (never priorities or subsets) under which each cluster running the service
+    gets its weight — give or take a point per zone — and a weight-0 cluster nothing. Local pods
+    are `region/zone/<cluster>` per zone (node label `topology.istio.io/subzone`); remote clusters
+    are where their endpoints say."""
+    remote: dict[str, dict[str, str]] = defaultdict(dict)  # service → endpoint locality → cluster
+    for service, endpoint in _remote_endpoints(by_kind):
+        remote[service][endpoint.get("locality", "")] = endpoint.get("network", "")
+    for rule in by_kind["DestinationRule"]:
+        service = rule["metadata"]["labels"][meta.SERVICE_LABEL]
+        setting = rule["spec"]["trafficPolicy"].get("loadBalancer", {}).get("localityLbSetting", {})
+        yield from (f"DestinationRule {service}: Istio rejects its localityLbSetting: {p}"
+                    for p in locality_lb.problems(setting))
+        distribute = bool(setting.get("distribute"))
+        if distribute != world.is_weighted(service):
+            yield f"DestinationRule {service}: locality weights exactly for weighted services"
+        if not distribute:
+            continue
+        if setting.get("failover") or setting.get("failoverPriority") or rule["spec"].get("subsets"):
+            yield f"DestinationRule {service}: locality weights with priorities or subsets (Istio ignores them)"
+        owner = {locality_lb.split(loc): c for loc, c in remote[service].items()}
+        slack = 1  # a zone needs at least 1 point: a cluster with fewer points than zones borrows
+        if world.role_in(service, cluster) is not None:
+            spec = world.clusters[cluster]
+            owner.update({(spec.region, zone, cluster): cluster for zone in spec.zones})
+            slack = max(len(spec.zones), 1)
+        given = locality_lb.group_weights(setting, ("", "", ""), dict.fromkeys(owner, 1)) or {}
+        got: Counter[str] = Counter()
+        for group, weight in given.items():
+            got[owner[group]] += weight
+        for placement in world.placements[service]:
+            wanted = placement.weight or 0
+            if (got[placement.cluster] == 0) != (wanted == 0) or abs(got[placement.cluster] - wanted) >= slack:
+                yield f"DestinationRule {service}: {placement.cluster} gets locality weight " \
+                      f"{got[placement.cluster]}, not its {wanted}"
+
+
+def _remote_endpoints(by_kind: Mapping[str, list[Obj]]) -> list[tuple[str, Mapping[str, Any]]]:
+    remote: list[tuple[str, Mapping[str, Any]]] = [
+        (o["metadata"]["labels"][meta.SERVICE_LABEL], o["spec"]) for o in by_kind["WorkloadEntry"]
+    ]
+    for entry in by_kind["ServiceEntry"]:
+        service = entry["metadata"]["labels"][meta.SERVICE_LABEL]
+        remote += [(service, e) for e in entry["spec"].get("endpoints", [])]
+    return remote
 
 
 def _gateway(world: World, cluster: str, gateways: list[Obj]) -> Iterator[str]:

@@ -1,12 +1,12 @@
 """Hypothesis strategies for whole valid manifests: fleets, services, locations and calls.
 
 Fleets are small (≤ 6 clusters, ≤ 8 services) but cover every shape the compiler distinguishes:
-shared and isolated networks, pinned and unpinned east-west addresses, zonal clusters, shared
-namespaces, multi-port services, port-specific calls, active-active / primary-standby / weighted
-locations, tier policies, traffic policies and ingress services; and approved external destinations
-of every shape (through the egress gateway with and without TLS origination, direct with TLS
-origination, a private database on fixed addresses, a wildcard for every workload), called by some
-services on some ports.
+shared and isolated networks, pinned and unpinned east-west addresses, zonal, two-zone and
+zoneless clusters, shared namespaces, multi-port services, port-specific calls, active-active /
+primary-standby / weighted locations (weights only on clusters listing zones), tier policies,
+traffic policies and ingress services; and approved external destinations of every shape (through
+the egress gateway with and without TLS origination, direct with TLS origination, a private
+database on fixed addresses, a wildcard for every workload), called by some services on some ports.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def clusters(draw: st.DrawFn) -> list[schema.Cluster]:
         out.append(schema.Cluster(
             name=f"c{i}", project="proj-fleet", region=region, network=network,
             tier="front" if i == 0 else draw(st.sampled_from(sorted(TIERS))),
-            zones=[f"{region}-b"] if draw(st.booleans()) else [],
+            zones=draw(st.sampled_from([[], [f"{region}-b"], [f"{region}-b", f"{region}-c"]])),
             east_west=schema.EastWestAddresses(
                 internal=f"10.0.0.{i + 1}" if shared else None, external=f"192.0.2.{i + 1}"
             ) if pinned else None,
@@ -62,9 +62,12 @@ def clusters(draw: st.DrawFn) -> list[schema.Cluster]:
 
 
 @st.composite
-def placements(draw: st.DrawFn, cluster_names: list[str]) -> list[schema.Location]:
-    chosen = draw(st.lists(st.sampled_from(cluster_names), min_size=1, max_size=3, unique=True))
-    mode = draw(st.sampled_from(["active", "roles", "weights"]))
+def placements(draw: st.DrawFn, cluster_names: list[str], zoned: list[str]) -> list[schema.Location]:
+    """Weights only on clusters listing their zones (the split is per zone: weight_rules)."""
+    mode = draw(st.sampled_from(["active", "roles", "weights"] if zoned else ["active", "roles"]))
+    pool = zoned if mode == "weights" else cluster_names
+    chosen = draw(st.lists(st.sampled_from(pool), min_size=min(2 if mode == "weights" else 1, len(pool)),
+                           max_size=3, unique=True))
     if mode == "roles":
         roles = ["primary"] + [draw(st.sampled_from(["primary", "standby"])) for _ in chosen[1:]]
         return [schema.Location(cluster=c, role=r) for c, r in zip(chosen, roles, strict=True)]
@@ -115,7 +118,7 @@ def manifests(draw: st.DrawFn) -> Manifest:
                              service_account=name, tier=tier, ports=ports, traffic=traffic,
                              ingress=draw(st.booleans())))
         in_tier = [c.name for c in fleet_clusters if c.tier == tier]
-        locations[name] = draw(placements(in_tier))
+        locations[name] = draw(placements(in_tier, [c.name for c in fleet_clusters if c.tier == tier and c.zones]))
     externals = draw(st.lists(st.sampled_from([ext for ext, _ in EXTERNALS]), unique_by=lambda e: e.name, max_size=4))
     built = []
     for spec in services:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mesh.compile import CompileOptions, compile_cluster
+from mesh.compile import CompileOptions, compile_cluster, weights
 from mesh.manifest import load
 from mesh.model import World
 
@@ -170,28 +170,48 @@ def test_virtual_service_carries_timeout_and_retries_for_callers_only(world: Wor
     }]
 
 
-WEIGHTED = [(L, "gamma: [c1, c2]", "gamma: [{cluster: c1, weight: 90}, {cluster: c2, weight: 10}]")]
+ZONES = [("fleet.yaml", "    region: us-east1\n", "    region: us-east1\n    zones: [us-east1-b, us-east1-c]\n"),
+         ("fleet.yaml", "    region: us-west1\n", "    region: us-west1\n    zones: [us-west1-a]\n")]
+WEIGHTED = ZONES + [(L, "gamma: [c1, c2]", "gamma: [{cluster: c1, weight: 90}, {cluster: c2, weight: 9}, "
+                                        "{cluster: c3, weight: 1}]"),
+                    ("fleet.yaml", "  - name: e1\n", "  - name: c3\n    project: proj-core\n    region: us-east1\n"
+                     "    zones: [us-east1-b, us-east1-c, us-east1-d]\n    network: shared\n    tier: core\n"
+                     "    eastWest: {internal: 10.0.0.4, external: 192.0.2.4}\n  - name: e1\n")]
 
 
-def test_weighted_service_routes_to_one_subset_per_cluster(tmp_path: Path) -> None:
+def test_weighted_service_splits_by_locality_weights_not_routes(tmp_path: Path) -> None:
     world = world_of(tmp_path, WEIGHTED)
-    service = objects(world, "e1", "VirtualService")["gamma/gamma"]["spec"]
-    assert [r["match"] for r in service["http"]] == [[{"port": 8080}], [{"port": 9090}]]
-    assert service["http"][1]["route"] == [
-        {"destination": {"host": "gamma.svc.test.example", "subset": "c1", "port": {"number": 9090}}, "weight": 90},
-        {"destination": {"host": "gamma.svc.test.example", "subset": "c2", "port": {"number": 9090}}, "weight": 10},
-    ]
-    subsets = objects(world, "e1", "DestinationRule")["gamma/gamma"]["spec"]["subsets"]
-    assert subsets == [{"name": "c1", "labels": {"topology.istio.io/network": "c1"}},
-                       {"name": "c2", "labels": {"topology.istio.io/network": "c2"}}]
+    assert "gamma/gamma" not in objects(world, "e1", "VirtualService"), "no route: gamma has no timeout or retries"
+    policy = objects(world, "e1", "DestinationRule")["gamma/gamma"]["spec"]["trafficPolicy"]
+    assert policy["loadBalancer"]["localityLbSetting"] == {"enabled": True, "distribute": [{"from": "*", "to": {
+        "us-east1/us-east1-b/c1": 90, "us-east1/us-east1-b/c3": 1, "us-west1/us-west1-a/c2": 9}}]}
+    assert policy["outlierDetection"]["maxEjectionPercent"] == 100, "ejection hands a dead cluster's share on"
+    endpoints = objects(world, "e1", "ServiceEntry")["gamma/gamma"]["spec"]["endpoints"]
+    assert [e["locality"] for e in endpoints] == ["us-east1/us-east1-b/c1", "us-west1/us-west1-a/c2",
+                                                  "us-east1/us-east1-b/c3"]
 
 
-def test_serving_clusters_define_the_subsets_their_gateway_must_recognise(tmp_path: Path) -> None:
+def test_a_serving_caller_weighs_each_of_its_zones(tmp_path: Path) -> None:
+    world = world_of(tmp_path, WEIGHTED)
+    to = objects(world, "c1", "DestinationRule")["gamma/gamma"]["spec"]["trafficPolicy"]["loadBalancer"][
+        "localityLbSetting"]["distribute"][0]["to"]
+    assert to == {"us-east1/us-east1-b/c1": 45, "us-east1/us-east1-c/c1": 45, "us-east1/us-east1-b/c3": 1,
+                  "us-west1/us-west1-a/c2": 9}
+    assert "gamma/gamma" not in objects(world, "c3", "DestinationRule"), "nothing in c3 dials gamma"
+    # Were it dialled there: c3 has 1 point for 3 zones, and Istio takes weights of 1-100 only, so
+    # each zone gets 1, taken from the largest key; total still 100.
+    assert weights.distribute(world, "gamma", "c3") == [{"from": "*", "to": {
+        "us-east1/us-east1-b/c1": 88, "us-east1/us-east1-b/c3": 1, "us-east1/us-east1-c/c3": 1,
+        "us-east1/us-east1-d/c3": 1, "us-west1/us-west1-a/c2": 9}}]
+
+
+def test_weighted_rule_only_where_dialled_and_without_subsets(tmp_path: Path) -> None:
     world = world_of(tmp_path, WEIGHTED + [("services/beta.yaml", "calls:\n  - gamma.svc.test.example\n", "")])
-    # Now nothing in c1 calls gamma, yet c1's gateway must know gamma's subset SNI names.
-    rule = objects(world, "c1", "DestinationRule")["gamma/gamma"]["spec"]
-    assert "istio-system" in rule["exportTo"]
-    assert [s["name"] for s in rule["subsets"]] == ["c1", "c2"]
+    # Nothing in c1 calls gamma now; its gateway needs no rule: the SNI carries no subset.
+    assert "gamma/gamma" not in objects(world, "c1", "DestinationRule")
+    for cluster in ("c1", "c2", "c3", "e1"):
+        for rule in objects(world, cluster, "DestinationRule").values():
+            assert "subsets" not in rule["spec"]
 
 
 def test_sidecar_imports_exactly_the_declared_calls(world: World) -> None:

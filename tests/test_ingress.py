@@ -13,7 +13,7 @@ from typing import Any
 from mesh.compile import compile_cluster, compile_fleet
 from mesh.manifest import load
 from mesh.model import World
-from mesh.simulate import Mesh, facts_from_world
+from mesh.simulate import Mesh, facts_from_world, shares
 from mesh.verify import verify
 
 import manifests
@@ -142,13 +142,18 @@ def test_clusters_publishing_a_service_can_fail_over_to_each_other(tmp_path: Pat
     assert priority["localityLbSetting"]["failoverPriority"][0] == "fleet-mesh.io/role=primary"
 
 
-def test_weighted_service_keeps_its_split_at_the_ingress(tmp_path: Path) -> None:
-    world = world_of(tmp_path, [GAMMA_INGRESS, (L, "gamma: [c1, c2]",
-                                                "gamma: [{cluster: c1, weight: 90}, {cluster: c2, weight: 10}]")])
+ZONES = [("fleet.yaml", "    region: us-east1\n", "    region: us-east1\n    zones: [us-east1-b, us-east1-c]\n"),
+         ("fleet.yaml", "    region: us-west1\n", "    region: us-west1\n    zones: [us-west1-a]\n")]
+
+
+def test_weighted_service_keeps_its_split_at_the_ingress_and_fails_over(tmp_path: Path) -> None:
+    split = (L, "gamma: [c1, c2]", "gamma: [{cluster: c1, weight: 90}, {cluster: c2, weight: 10}]")
+    world = world_of(tmp_path, [GAMMA_INGRESS, *ZONES, split])
     [route] = objects(world, "c2", "VirtualService")["istio-ingress/gamma"]["spec"]["http"]
-    assert [(d["destination"]["subset"], d["weight"]) for d in route["route"]] == [("c1", 90), ("c2", 10)]
+    assert route["route"] == [{"destination": {"host": "gamma.svc.test.example", "port": {"number": 8080}}}]
     outcome = Mesh(compile_fleet(world), facts_from_world(world)).resolve_ingress("c2", "gamma.svc.test.example")
-    assert outcome.works and {e.cluster: e.weight for e in outcome.endpoints} == {"c1": 90, "c2": 10}
+    assert outcome.works and shares(outcome) == {"c1": 90, "c2": 10}
+    assert shares(outcome, down={"c1"}) == {"c2": 100} and shares(outcome, down={"c2"}) == {"c1": 100}
 
 
 def test_ingress_objects_match_istio_schemas(tmp_path: Path) -> None:

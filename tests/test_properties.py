@@ -23,7 +23,7 @@ from mesh.compile import compile_fleet, egress, ingress
 from mesh.diagnostics import Severity
 from mesh.manifest import rules
 from mesh.model import World
-from mesh.simulate import Mesh, Workload, authorized, facts_from_world
+from mesh.simulate import Mesh, Outcome, Workload, authorized, facts_from_world, shares
 
 from strategies import EXTERNALS, Manifest, external_host, manifests
 
@@ -104,8 +104,8 @@ def _check_failover(world: World, service: str, caller_cluster: str, outcome: ob
     endpoints = outcome.endpoints  # type: ignore[attr-defined]
     placements = world.placements[service]
     if world.is_weighted(service):
-        weights = {p.cluster: p.weight for p in placements}
-        assert {e.cluster: e.weight for e in endpoints} == weights, "the split reaches every cluster"
+        assert {e.priority for e in endpoints} == {0}, "locality weights, no priorities"
+        _close(shares(outcome), {p.cluster: p.weight or 0 for p in placements})  # type: ignore[arg-type]
     elif world.has_standby(service):
         primary = [e.priority for e in endpoints if world.role_in(service, e.cluster) == "primary"]
         standby = [e.priority for e in endpoints if world.role_in(service, e.cluster) == "standby"]
@@ -114,6 +114,61 @@ def _check_failover(world: World, service: str, caller_cluster: str, outcome: ob
         assert {e.cluster for e in endpoints} == {p.cluster for p in placements}
         if caller_cluster in world.clusters_of(service):
             assert [e.cluster for e in endpoints if e.priority == 0] == [caller_cluster]
+
+
+def _close(got: dict[str, float], wanted: dict[str, float], points: float = 2) -> None:
+    """Shares within `points` of the wanted ones; clusters wanting nothing get nothing."""
+    assert {c for c, v in got.items() if v} == {c for c, v in wanted.items() if v}, (got, wanted)
+    assert all(abs(got.get(c, 0) - v) <= points for c, v in wanted.items()), (got, wanted)
+
+
+def _weighted_calls(world: World, mesh: Mesh) -> list[tuple[str, str, Outcome]]:
+    """(service, caller cluster, outcome) for every call to a weighted service, from everywhere."""
+    out = []
+    for call in world.calls:
+        if world.is_weighted(call.callee):
+            callee = world.services[call.callee]
+            for pod in _pods(world, call.caller):
+                port = (call.ports or [p.number for p in callee.ports])[0]
+                out.append((call.callee, pod.cluster, mesh.resolve(pod, callee.host, port)))
+    return out
+
+
+@FAST
+@given(manifests())
+def test_a_weighted_split_holds_from_every_caller_and_a_down_cluster_s_share_is_spread_by_weight(
+        manifest: Manifest) -> None:
+    world = manifest.world()
+    mesh = Mesh(compile_fleet(world), facts_from_world(world))
+    for service, caller, outcome in _weighted_calls(world, mesh):
+        weights = {p.cluster: p.weight or 0 for p in world.placements[service]}
+        healthy = shares(outcome)
+        _close(healthy, weights)  # from every caller cluster, its own locality notwithstanding
+        for down, weight in weights.items():
+            rest = {c: w for c, w in weights.items() if c != down}
+            if not weight:
+                assert shares(outcome, {down}) == healthy, "a weight-0 cluster is missed by nobody"
+            elif not any(rest.values()):
+                assert shares(outcome, {down}) == {}, (service, caller, "only weight-0 clusters are left")
+            else:
+                expected = {c: 100 * healthy.get(c, 0) / (100 - healthy[down]) for c in rest}
+                _close(shares(outcome, {down}), expected, points=0.01)  # exactly in proportion
+                _close(shares(outcome, {down}), {c: 100 * w / (100 - weight) for c, w in rest.items()},
+                       points=4)  # ≈ the manifest's weights among the rest
+        assert shares(outcome) == healthy, "a recovered cluster gets its share back"
+
+
+@FAST
+@given(manifests())
+def test_a_weighted_split_is_the_same_from_every_caller_cluster(manifest: Manifest) -> None:
+    world = manifest.world()
+    mesh = Mesh(compile_fleet(world), facts_from_world(world))
+    seen: dict[str, dict[str, float]] = {}
+    for service, caller, outcome in _weighted_calls(world, mesh):
+        first = seen.setdefault(service, shares(outcome))
+        # within a point per zone of the caller's own cluster (a zone needs at least 1 point)
+        zones = len(world.clusters[caller].zones) if world.role_in(service, caller) else 1
+        _close(shares(outcome), first, points=2 * max(zones, 1))
 
 
 @FAST

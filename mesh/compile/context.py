@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from mesh.compile import ingress, meta
+from mesh.compile import ingress, meta, weights
 from mesh.compile.options import CompileOptions
 from mesh.manifest.schema import Service
 from mesh.model import ClusterView, World
@@ -92,6 +92,7 @@ class ClusterContext:
         if not self.dialled_here(service):
             return []
         port_names = [port.name for port in self.service(service).ports]
+        weighted = self.world.is_weighted(service)
         endpoints = []
         for placement in self.world.placements[service]:
             if placement.cluster == self.cluster:
@@ -109,7 +110,9 @@ class ClusterContext:
                 "ports": dict.fromkeys(port_names, meta.EASTWEST_PORT),
                 "labels": labels,
                 "network": self.world.istio_network(placement.cluster),
-                "locality": self.world.locality(placement.cluster),
+                # a weighted service's endpoint needs its cluster's own locality key (`weights`)
+                "locality": weights.endpoint_locality(self.world, placement.cluster) if weighted
+                else self.world.locality(placement.cluster),
             }))
         return endpoints
 

@@ -8,9 +8,11 @@
 - Outlier detection is what makes failover happen at all; one remote endpoint stands for a whole
   cluster, so `maxEjectionPercent` is 100. Gateway errors (502/503/504, connect failures) eject;
   application 500s do not. `minHealthPercent` is always explicit (Istio 1.31 changed what it does).
-- Weighted services get one subset per cluster, keyed on the cluster's Istio network, which local
-  pods and remote endpoints both carry. Clusters that serve such a service to others define the
-  same subsets, because the subset is part of the SNI their gateway must recognise.
+- Weighted services are split by locality weights (`distribute`, see `weights`) instead of
+  priorities: Istio applies `distribute` and then no failover at all, so the rule carries no
+  `failoverPriority`. No subsets: the SNI stays the plain `outbound_.<port>_._.<host>`, so clusters
+  that only serve the service need no rule. Outlier detection stays: ejecting a dead cluster's one
+  endpoint is what hands its share to the others.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mesh.compile import meta
+from mesh.compile import meta, weights
 from mesh.compile.context import ClusterContext
 from mesh.manifest.schema import Outlier
 
@@ -31,36 +33,28 @@ LOCALITY_PRIORITY = (
 
 def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
     for name in ctx.view.needed:
-        weighted = ctx.world.is_weighted(name)
-        if ctx.dialled_here(name) or (weighted and ctx.exposed(name)):
-            yield _rule(ctx, name, weighted)
+        if ctx.dialled_here(name):
+            yield _rule(ctx, name)
 
 
-def _rule(ctx: ClusterContext, name: str, weighted: bool) -> meta.Obj:
+def _rule(ctx: ClusterContext, name: str) -> meta.Obj:
     service = ctx.service(name)
+    locality: dict[str, Any] = {"enabled": True}
+    if ctx.world.is_weighted(name):
+        locality["distribute"] = weights.distribute(ctx.world, name, ctx.cluster)
+    else:
+        locality["failoverPriority"] = _priority(ctx, name)
     spec: dict[str, Any] = {
         "host": service.host,
         "exportTo": ctx.export_to(name),
         "trafficPolicy": {
-            "loadBalancer": {
-                "simple": ctx.options.load_balancer,
-                "localityLbSetting": {"enabled": True, "failoverPriority": _priority(ctx, name)},
-            },
+            "loadBalancer": {"simple": ctx.options.load_balancer, "localityLbSetting": locality},
             "outlierDetection": _outlier(service.traffic.outlier if service.traffic else None),
             "tls": {"mode": "ISTIO_MUTUAL", "subjectAltNames": [ctx.san(name)]},
         },
     }
-    if weighted:
-        spec["subsets"] = [
-            {"name": subset_name(p.cluster), "labels": {meta.NETWORK_LABEL: ctx.world.istio_network(p.cluster)}}
-            for p in ctx.world.placements[name]
-        ]
     return meta.new(meta.NETWORKING, "DestinationRule", name, service.namespace, spec,
                     service=name, source=ctx.world.sources[name])
-
-
-def subset_name(cluster: str) -> str:
-    return cluster
 
 
 def _priority(ctx: ClusterContext, name: str) -> list[str]:

@@ -3,8 +3,9 @@
 One per service published here, in the ingress namespace (where the gateway's hosts let it bind),
 exported only there, bound only to the ingress Gateway: sidecars never see it, and the service's
 mesh VirtualService (same name, the service's namespace, exported to its callers) is untouched.
-The route is the one mesh callers get — timeout, retries, weighted subsets — on the published
-port, so the gateway prefers local pods and fails over to other clusters like any caller here.
+The route is the one mesh callers get — timeout, retries — on the published port, and the
+service's DestinationRule here applies to the gateway too, so it prefers local pods and fails over
+(or splits by weight) like any caller here.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
         port = ingress.published_port(service)
         if port is None or not ctx.ingress_here(name):
             continue
-        route = virtual_service.http_route(ctx, service, port, by_port=False,
-                                           weighted=ctx.world.is_weighted(name))
+        route = virtual_service.http_route(ctx, service, port, by_port=False)
         yield meta.new(
             meta.NETWORKING, "VirtualService", name, fleet.ingress_gateway.namespace,
             {

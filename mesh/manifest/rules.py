@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from mesh.diagnostics import Problem, Severity
-from mesh.manifest import egress_rules, schema
+from mesh.manifest import egress_rules, schema, weight_rules
 from mesh.manifest.load import Origin, RawManifest, SourcedService
 
 
@@ -26,6 +26,7 @@ def check(raw: RawManifest) -> list[Problem]:
     problems += _check_services(raw, fleet)
     if fleet is not None:
         problems += _check_locations(raw, fleet)
+        problems += weight_rules.check(raw, fleet)
     return problems + outside
 
 
