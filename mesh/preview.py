@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import runpy
 import sys
 from collections import Counter
@@ -345,10 +346,15 @@ async def _run(program: Path, project: str, stack: str, config: dict[str, str], 
     logger = _WarningsToStderr()
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger)
     sys.path.insert(0, str(program.parent))
+    # The Pulumi CLI runs a program in its project folder: relative paths in the stack config (the
+    # manifest) mean the same here.
+    cwd = os.getcwd()
+    os.chdir(program.parent)
     try:
         runpy.run_path(str(program), run_name="__main__")
         await wait_for_rpcs()
     finally:
+        os.chdir(cwd)
         sys.path.remove(str(program.parent))
     root = pulumi.runtime.settings.get_root_resource()
     outputs = {name: await _resolve(value) for name, value in sorted(getattr(root, "outputs", {}).items())}

@@ -1,5 +1,5 @@
 import sys
 from pathlib import Path
 
-# Test helpers (manifests.py, istio_schema.py) are imported as plain modules.
+# Test helpers (manifests.py, istio_schema.py, stack_fixture.py) are imported as plain modules.
 sys.path.insert(0, str(Path(__file__).parent))

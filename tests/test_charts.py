@@ -25,12 +25,14 @@ from mesh import preview
 from mesh.infra.istio_values import METADATA_SERVER_RANGES, SPOT_LABEL, revision_label
 from mesh.manifest import load
 
+import stack_fixture
+
 try:
     import helm_python
 except ImportError:  # not installable off Linux x86-64
     helm_python = None
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = stack_fixture.project()
 CHARTS_ENV = "FLEET_MESH_ISTIO_CHARTS"
 CHARTS = os.environ.get(CHARTS_ENV)
 RELEASE = "kubernetes:helm.sh/v3:Release"

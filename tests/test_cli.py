@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 import manifests
+import stack_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
+PROJECT = stack_fixture.project()  # commands run here: its stacks/prod is the fixture
 
 
-def mesh(*args: str | Path, seed: str = "0", cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def mesh(*args: str | Path, seed: str = "0", cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONHASHSEED": seed}
     return subprocess.run([sys.executable, "-m", "mesh", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -63,9 +65,9 @@ def test_render_is_byte_identical_across_runs_hash_seeds_and_file_order(tmp_path
     assert mesh("render", "--out", tmp_path / "b", seed="4242").returncode == 0
     # The same manifest written in reverse order: directory listing order must not matter.
     copy = tmp_path / "stack"
-    files = sorted((ROOT / "stacks/prod").rglob("*.yaml"), reverse=True)
+    files = sorted((PROJECT / "stacks/prod").rglob("*.yaml"), reverse=True)
     for source in files:
-        target = copy / source.relative_to(ROOT / "stacks/prod")
+        target = copy / source.relative_to(PROJECT / "stacks/prod")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
     assert mesh("render", copy, "--out", tmp_path / "c", seed="7").returncode == 0
@@ -198,7 +200,7 @@ def test_a_bad_revision_is_a_usage_error_and_writes_nothing(tmp_path: Path) -> N
 def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
     errors = tmp_path / "stderr"
     command = f"'{sys.executable}' -m mesh graph --format json 2>'{errors}' | head -c 0"
-    subprocess.run(["bash", "-c", command], cwd=ROOT, check=True, timeout=120)
+    subprocess.run(["bash", "-c", command], cwd=PROJECT, check=True, timeout=120)
     assert errors.read_text() == ""
 
 

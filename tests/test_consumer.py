@@ -13,6 +13,8 @@ import pytest
 from mesh import preview
 from mesh.outputs import json_schema
 
+import stack_fixture
+
 ROOT = Path(__file__).resolve().parent.parent
 CONSUMER = ROOT / "examples" / "consumer"
 FLEET = "acme/fleet-mesh/prod"
@@ -20,7 +22,7 @@ FLEET = "acme/fleet-mesh/prod"
 
 @pytest.fixture(scope="module")
 def prod_outputs() -> dict[str, Any]:
-    return preview.run(ROOT, "prod").outputs
+    return preview.run(stack_fixture.project(), "prod").outputs
 
 
 def test_the_vendored_schema_is_the_published_one() -> None:

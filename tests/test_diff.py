@@ -18,9 +18,10 @@ from mesh.diagnostics import ManifestError
 from mesh.diff import diff_sides, diff_worlds, field_changes
 from mesh.manifest import load, schema
 
+import stack_fixture
 from strategies import Manifest, manifests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = stack_fixture.project()  # program, stack file and manifest
 
 
 def stack_copy(tmp_path: Path) -> Path:

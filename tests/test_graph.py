@@ -10,7 +10,9 @@ import pytest
 from mesh import graph
 from mesh.manifest import load
 
-ROOT = Path(__file__).resolve().parent.parent
+import stack_fixture
+
+ROOT = stack_fixture.project()
 
 
 def test_dot_groups_clusters_by_region_and_marks_cross_cluster_calls() -> None:

@@ -17,6 +17,7 @@ from mesh.simulate import Mesh, facts_from_world, shares
 from mesh.verify import verify
 
 import manifests
+import stack_fixture
 from istio_schema import assert_valid
 
 L = "locations.yaml"
@@ -210,7 +211,7 @@ def test_without_the_gateway_bound_route_nothing_is_routed(tmp_path: Path) -> No
 
 
 def test_example_stack_publishes_its_ingress_services_in_every_edge_cluster() -> None:
-    world = load("stacks/prod").world
+    world = load(stack_fixture.STACK).world
     mesh = Mesh(compile_fleet(world), facts_from_world(world))
     for name in ("web-frontend", "api-gateway"):
         service = world.services[name]

@@ -11,17 +11,18 @@ from hypothesis import HealthCheck, given, settings
 from mesh.compile import CompileOptions, compile_fleet
 from mesh.manifest import load
 
+import stack_fixture
 from istio_schema import assert_valid
 from strategies import Manifest, manifests
 
 
 def test_example_stack_objects_match_istio_schemas() -> None:
-    compiled = compile_fleet(load("stacks/prod").world)
+    compiled = compile_fleet(load(stack_fixture.STACK).world)
     assert_valid(obj for objects in compiled.values() for obj in objects)
 
 
 def test_revisioned_namespaces_match_too() -> None:
-    compiled = compile_fleet(load("stacks/prod").world, CompileOptions(revision="1-31-1"))
+    compiled = compile_fleet(load(stack_fixture.STACK).world, CompileOptions(revision="1-31-1"))
     assert_valid(obj for objects in compiled.values() for obj in objects if obj["kind"] == "Namespace")
 
 

@@ -26,6 +26,8 @@ from mesh.policy import rules
 from mesh.policy.view import COMPUTED, plain
 from mesh.preview import Registration
 
+import stack_fixture
+
 ROOT = Path(__file__).resolve().parent.parent
 STACK = "urn:pulumi:test::fleet-mesh::"
 HOST, SERVICE, NUMBER = "acme-net-core", "acme-core-prod", "123456789012"
@@ -446,7 +448,7 @@ def test_the_computed_marker_is_the_one_preview_writes() -> None:
 
 @pytest.fixture(scope="module")
 def prod() -> preview.PreviewResult:
-    return preview.run(ROOT, "prod")
+    return preview.run(stack_fixture.project(), "prod")
 
 
 def test_prod_passes_every_rule(prod: preview.PreviewResult) -> None:
@@ -611,8 +613,8 @@ def test_mesh_preview_of_a_stack_opening_the_gateways_to_the_world(tmp_path: Pat
     """The real program, with stack config that opens the external east-west gateways to everyone."""
     for name in ("Pulumi.yaml", "__main__.py"):
         shutil.copy(ROOT / name, tmp_path / name)
-    config = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
-    config["mesh:manifest"] = str(ROOT / "stacks/prod")
+    config = yaml.safe_load((stack_fixture.FIXTURE / "Pulumi.prod.yaml").read_text())["config"]
+    config["mesh:manifest"] = str(stack_fixture.STACK)
     config["mesh:eastWestSourceRanges"] = ["0.0.0.0/0"]
     (tmp_path / "Pulumi.open.yaml").write_text(yaml.safe_dump({"config": config}))
     try:

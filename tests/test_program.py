@@ -23,7 +23,9 @@ from mesh.infra.mesh_config import resource_name
 from mesh.manifest import load
 from mesh.outputs import StackOutputs
 
-ROOT = Path(__file__).resolve().parent.parent
+import stack_fixture
+
+ROOT = stack_fixture.project()  # the real program on the suite's own stack
 SNAPSHOT = Path(__file__).parent / "snapshots" / "prod.json"
 # A real certificate (public part only): the stack config parses a provided root.
 ROOT_CA = (Path(__file__).parent / "fixtures" / "root-ca.pem").read_text()
@@ -78,7 +80,7 @@ def test_every_kubernetes_resource_is_on_its_own_clusters_provider(prod: preview
 
 def test_no_default_kubernetes_provider(prod: preview.PreviewResult) -> None:
     providers = of_type(prod, "pulumi:providers:kubernetes")
-    assert sorted(p.name for p in providers) == sorted(f"{c}-k8s" for c in load("stacks/prod").world.clusters)
+    assert sorted(p.name for p in providers) == sorted(f"{c}-k8s" for c in load(ROOT / "stacks/prod").world.clusters)
     for provider in providers:
         assert provider.inputs["clusterIdentifier"].endswith(provider.name.removesuffix("-k8s"))
 
@@ -86,7 +88,7 @@ def test_no_default_kubernetes_provider(prod: preview.PreviewResult) -> None:
 def test_cacerts_before_istiod_before_gateway_before_any_istio_object(prod: preview.PreviewResult) -> None:
     by_name = {r.name: r for r in prod.registrations}
     releases = of_type(prod, "kubernetes:helm.sh/v3:Release")
-    for cluster in load("stacks/prod").world.clusters:
+    for cluster in load(ROOT / "stacks/prod").world.clusters:
         istiods = [r for r in releases if r.name.startswith(f"{cluster}-istiod")]
         gateways = [r for r in releases if r.name.startswith(f"{cluster}-") and r.inputs["chart"].endswith("gateway")]
         assert istiods and gateways
@@ -114,7 +116,7 @@ def waits_for(result: preview.PreviewResult, registration: preview.Registration)
 
 
 def test_every_compiled_object_is_registered_exactly_once(prod: preview.PreviewResult) -> None:
-    compiled = compile_fleet(load("stacks/prod").world)
+    compiled = compile_fleet(load(ROOT / "stacks/prod").world)
     expected = sorted(resource_name(c, o) for c, objects in compiled.items() for o in objects)
     mesh_types = ("kubernetes:networking.istio.io/", "kubernetes:security.istio.io/")
     registered = sorted(
@@ -163,8 +165,10 @@ def test_snapshot_matches_the_reviewed_one(prod: preview.PreviewResult) -> None:
     text = preview.snapshot(prod)
     if os.environ.get("REFRESH_GOLDEN") == "1":
         SNAPSHOT.write_text(text)
-    assert json.loads(text) == json.loads(SNAPSHOT.read_text())
-    assert text == SNAPSHOT.read_text()
+    how = ("if intended: REFRESH_GOLDEN=1 python3 dev.py test tests/test_program.py, then review the diff of "
+           "tests/snapshots/prod.json (the fixture stack's, tests/fixtures/project)")
+    assert json.loads(text) == json.loads(SNAPSHOT.read_text()), how
+    assert text == SNAPSHOT.read_text(), how
 
 
 def _project(tmp_path: Path, config: dict[str, object], stack: str = "test") -> Path:
@@ -180,7 +184,7 @@ def test_a_shard_manages_only_its_clusters_with_the_shared_root(tmp_path: Path) 
     root = {"mesh:rootCaCertificate": ROOT_CA, "mesh:rootCaKey": {"secure": "v1:abc"}}
     _project(tmp_path, {**root, "mesh:clusters": ["edge-use1-a", "edge-usw1-a"],
                         "mesh:peerStacks": ["acme/fleet-mesh/rest"]})
-    others = sorted(set(load("stacks/prod").world.clusters) - {"edge-use1-a", "edge-usw1-a"})
+    others = sorted(set(load(ROOT / "stacks/prod").world.clusters) - {"edge-use1-a", "edge-usw1-a"})
     _project(tmp_path, {**root, "mesh:clusters": others, "mesh:peerStacks": ["acme/fleet-mesh/test"]}, "rest")
     result = preview.run(tmp_path, "test")
     clusters = sorted(r.name for r in of_type(result, "gcp:container/cluster:Cluster"))
@@ -236,7 +240,7 @@ def by_name(result: preview.PreviewResult, kind: str = "gcp:") -> dict[str, prev
 
 
 def test_a_cluster_on_another_projects_network_is_attached_and_granted(prod: preview.PreviewResult) -> None:
-    world = load("stacks/prod").world
+    world = load(ROOT / "stacks/prod").world
     names = by_name(prod)
     hosts = {r.inputs["project"] for r in of_type(prod, "gcp:compute/sharedVPCHostProject:SharedVPCHostProject")}
     assert hosts == {"acme-net-core", "acme-net-data", "acme-net-edge"}
@@ -308,7 +312,7 @@ def test_kubeconfigs_dial_the_iam_authorized_dns_endpoint(prod: preview.PreviewR
 
 def test_binary_authorization_enforces_a_declared_policy(prod: preview.PreviewResult, tmp_path: Path) -> None:
     policies = {r.inputs["project"]: r for r in of_type(prod, "gcp:binaryauthorization/policy:Policy")}
-    world = load("stacks/prod").world
+    world = load(ROOT / "stacks/prod").world
     assert set(policies) == {c.project for c in world.clusters.values()}
     for cluster in of_type(prod, "gcp:container/cluster:Cluster"):
         policy = policies[cluster.inputs["project"]]
@@ -326,7 +330,7 @@ def test_binary_authorization_enforces_a_declared_policy(prod: preview.PreviewRe
 
 
 def test_addresses_are_reserved_where_gke_uses_them(prod: preview.PreviewResult) -> None:
-    world = load("stacks/prod").world
+    world = load(ROOT / "stacks/prod").world
     names = by_name(prod)
     for name, spec in world.clusters.items():
         host = world.fleet.networks[spec.network].project
@@ -435,7 +439,7 @@ def test_namespaces_and_ca_keys_survive_removal(prod: preview.PreviewResult) -> 
 
 
 def test_compiled_namespaces_use_the_installed_revision(prod: preview.PreviewResult) -> None:
-    services = set(load("stacks/prod").world.namespace_of.values())
+    services = set(load(ROOT / "stacks/prod").world.namespace_of.values())
     namespaces = [r for r in of_type(prod, "kubernetes:core/v1:Namespace")
                   if "/" in r.name and r.inputs["metadata"]["name"] in services]
     assert len(namespaces) > 50
@@ -513,7 +517,7 @@ def test_a_shard_compiles_only_its_own_clusters(monkeypatch: pytest.MonkeyPatch)
 def test_an_egress_gateway_runs_exactly_where_a_caller_needs_it(prod: preview.PreviewResult) -> None:
     from mesh.compile import egress
 
-    needed = set(egress.gateway_clusters(load("stacks/prod").world))
+    needed = set(egress.gateway_clusters(load(ROOT / "stacks/prod").world))
     assert needed  # payments calls Stripe through the gateway
     releases = {r.name.removesuffix("-egress"): r for r in of_type(prod, "kubernetes:helm.sh/v3:Release")
                 if r.name.endswith("-egress")}

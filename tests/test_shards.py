@@ -12,7 +12,9 @@ from mesh import preview, shards
 from mesh.compile import compile_fleet
 from mesh.manifest import load
 
-ROOT = Path(__file__).resolve().parent.parent
+import stack_fixture
+
+ROOT = stack_fixture.project()
 ROOT_CA = (Path(__file__).parent / "fixtures" / "root-ca.pem").read_text()
 
 

@@ -13,6 +13,7 @@ from mesh.compile import compile_fleet
 from mesh.manifest import load
 from mesh.verify import verify
 
+import stack_fixture
 from strategies import Manifest, manifests
 
 
@@ -24,7 +25,7 @@ def test_compiled_output_of_any_fleet_verifies(manifest: Manifest) -> None:
 
 
 def test_example_stack_verifies() -> None:
-    world = load("stacks/prod").world
+    world = load(stack_fixture.STACK).world
     assert verify(world, compile_fleet(world)) == []
 
 

@@ -24,9 +24,9 @@ from mesh.simulate import Mesh, Outcome, Workload, facts_from_world, shares
 from mesh.verify import verify
 
 import manifests
+import stack_fixture
 from istio_schema import assert_valid
 
-ROOT = Path(__file__).resolve().parent.parent
 A, B = "core-use1-a", "core-use1-b"
 
 
@@ -68,7 +68,7 @@ def test_a_key_shares_its_weight_among_the_groups_it_matches_and_unmatched_group
 
 @pytest.fixture(scope="module")
 def prod() -> tuple[World, Mesh]:
-    world = load(ROOT / "stacks/prod").world
+    world = load(stack_fixture.STACK).world
     return world, Mesh(compile_fleet(world), facts_from_world(world))
 
 

@@ -11,6 +11,7 @@ from mesh import yamlout
 from mesh.compile import compile_fleet
 from mesh.manifest import load
 
+import stack_fixture
 from strategies import Manifest, manifests
 
 
@@ -20,7 +21,7 @@ def pyyaml(documents: list[dict[str, object]]) -> str:
 
 
 def test_example_stack_is_written_exactly_as_pyyaml_would() -> None:
-    for objects in compile_fleet(load("stacks/prod").world).values():
+    for objects in compile_fleet(load(stack_fixture.STACK).world).values():
         assert yamlout.dump_all(objects) == pyyaml(objects)
 
 
