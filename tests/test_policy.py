@@ -677,3 +677,12 @@ def test_the_engines_analyzer_reports_what_check_reports(baseline: Fleet) -> Non
         "ca-keys-protected", "firewall-not-open-to-world", "shared-vpc-service-project", "kubernetes-explicit-provider"}
     assert _engine_findings(broken) == expected
     assert _engine_findings(baseline) == set()
+
+
+def test_prod_broken_kms_key_created_before_its_api(prod: preview.PreviewResult) -> None:
+    # A CryptoKey names no project; the rule finds it through its key ring, and still wants the API first.
+    key = _first(prod, "gcp:kms/cryptoKey:CryptoKey")
+    api = next(r for r in prod.registrations if r.type == rules.API_SERVICE and r.urn in key.dependencies)
+    broken = _replace(prod.registrations, key, dependencies=tuple(d for d in key.dependencies if d != api.urn))
+    [message] = _new(prod, broken, "apis-enabled", key.urn)
+    assert "does not depend on" in message and "cloudkms.googleapis.com" in message

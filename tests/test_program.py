@@ -593,3 +593,23 @@ def test_a_cluster_nobody_outside_its_vpc_calls_gets_no_external_load_balancer(t
     assert "data-use1-a-eastwest-external" in services and "data-usw1-a-eastwest-external" not in services
     assert "data-use1-a-eastwest-external" in rules and "data-usw1-a-eastwest-external" not in rules
     assert "data-usw1-a-eastwest-internal" in services  # its VPC peers still reach it
+
+
+def test_secrets_in_etcd_are_encrypted_with_a_protected_regional_key(prod: preview.PreviewResult) -> None:
+    world = load(ROOT / "stacks/prod").world
+    rings = by_name(prod, "gcp:kms/keyRing:")
+    keys = by_name(prod, "gcp:kms/cryptoKey:")
+    grants = by_name(prod, "gcp:kms/cryptoKeyIAMMember:")
+    for cluster in of_type(prod, "gcp:container/cluster:Cluster"):
+        spec = world.clusters[cluster.name]
+        ring, key = rings[f"{spec.name}-secrets"], keys[f"{spec.name}-secrets"]
+        grant = grants[f"{spec.name}-secrets-gke"]
+        assert ring.inputs["location"] == spec.region  # GKE needs the key in the cluster's location
+        assert key.protect and key.inputs["rotationPeriod"] == "7776000s"
+        assert grant.inputs["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+        assert grant.inputs["member"].startswith("serviceAccount:service-")
+        assert cluster.inputs["databaseEncryption"]["state"] == "ENCRYPTED"
+        assert grant.urn in cluster.dependencies and key.urn in cluster.dependencies
+        private = cluster.inputs["privateClusterConfig"]
+        assert private["enablePrivateEndpoint"] is True  # no public IP endpoint: CI uses the DNS endpoint
+        assert cluster.inputs["masterAuthorizedNetworksConfig"]["privateEndpointEnforcementEnabled"] is True

@@ -18,12 +18,14 @@ API_OF_TYPE: dict[str, str] = {
     "gcp:projects/iAMMember:IAMMember": "cloudresourcemanager.googleapis.com",
     "gcp:binaryauthorization/": "binaryauthorization.googleapis.com",
     "gcp:dns/": "dns.googleapis.com",
+    "gcp:kms/": "cloudkms.googleapis.com",
 }
 
 # Enabled in every project that holds clusters. Binary Authorization is evaluated by GKE at pod
 # admission, logging and monitoring receive what GKE's agents send by default.
 CLUSTER_PROJECT_APIS = (
     "binaryauthorization.googleapis.com",
+    "cloudkms.googleapis.com",  # the clusters' secrets-encryption keys
     "cloudresourcemanager.googleapis.com",
     "compute.googleapis.com",
     "container.googleapis.com",

@@ -87,6 +87,7 @@ class GkeCluster(pulumi.ComponentResource):
             for project in args.image_projects if project != spec.project
         ]
         location = location_of(spec)
+        secrets_key, key_grant = self._secrets_key(name, spec, child)
         self.cluster = gcp.container.Cluster(
             name, name=name, project=spec.project, location=location,
             node_locations=spec.zones if len(spec.zones) > 1 else None,
@@ -105,7 +106,9 @@ class GkeCluster(pulumi.ComponentResource):
                                   "services_secondary_range_name": f"{name}-services"},
             private_cluster_config={
                 "enable_private_nodes": True,  # nodes get no public IPs
-                "enable_private_endpoint": False,  # the IP endpoint admits only the authorized networks below
+                # No public IP endpoint at all: the deployer uses the DNS endpoint; people on the
+                # VPC (bastions) use the private one, and only from the authorized networks below.
+                "enable_private_endpoint": True,
                 "master_ipv4_cidr_block": spec.ip_ranges.control_plane,
                 "master_global_access_config": {"enabled": True},
             },
@@ -119,7 +122,12 @@ class GkeCluster(pulumi.ComponentResource):
                 "cidr_blocks": [{"cidr_block": n.cidr_block, "display_name": n.display_name}
                                 for n in args.authorized_networks],
                 "gcp_public_cidrs_access_enabled": False,  # not every Google Cloud IP
+                # With global access the private endpoint answers the whole VPC; enforce the list there too.
+                "private_endpoint_enforcement_enabled": True,
             },
+            # Kubernetes Secrets (among them cacerts, this cluster's CA key) encrypted in etcd with a
+            # key of the project's own, not only Google's default encryption at rest.
+            database_encryption={"state": "ENCRYPTED", "key_name": secrets_key.id},
             workload_identity_config={"workload_pool": f"{spec.project}.svc.id.goog"},  # no node SA keys in pods
             release_channel={"channel": args.release_channel},  # GKE upgrades; no pinned versions
             enable_shielded_nodes=True,  # verifiable node identity and boot integrity
@@ -142,7 +150,7 @@ class GkeCluster(pulumi.ComponentResource):
                 # Binary Authorization evaluates this cluster's pods: its API must be on first.
                 depends_on=[*apis.needed_by("gcp:container/cluster:Cluster", spec.project),
                             *apis.needed_by("gcp:binaryauthorization/policy:Policy", spec.project),
-                            *args.after, *grants],
+                            *args.after, *grants, key_grant],
                 # GKE mutates these after creation (the default pool is removed); diffs would be noise.
                 ignore_changes=["nodePools", "initialNodeCount", "nodeConfig"],
             )),
@@ -166,6 +174,22 @@ class GkeCluster(pulumi.ComponentResource):
             opts=child.merge(pulumi.ResourceOptions(depends_on=self.node_pools)))
         self.register_outputs({"endpoint": self.endpoint, "dnsEndpoint": self.dns_endpoint,
                                "kubeconfig": self.kubeconfig})
+
+    def _secrets_key(self, name: str, spec: schema.Cluster,
+                     child: pulumi.ResourceOptions) -> tuple[gcp.kms.CryptoKey, pulumi.Resource]:
+        """A Cloud KMS key for application-layer secrets encryption, in the cluster's region (GKE
+        requires the key's location to match the cluster's), usable only by GKE's service agent."""
+        kms = pulumi.ResourceOptions(depends_on=self._apis.needed_by("gcp:kms/keyRing:KeyRing", spec.project))
+        ring = gcp.kms.KeyRing(f"{name}-secrets", name=f"{name}-secrets", project=spec.project,
+                               location=spec.region, opts=child.merge(kms))
+        key = gcp.kms.CryptoKey(
+            f"{name}-secrets", name="gke-secrets", key_ring=ring.id, rotation_period="7776000s",  # 90 days
+            # Destroying the key makes every Secret in the cluster unreadable: protected.
+            opts=child.merge(kms).merge(pulumi.ResourceOptions(protect=True)))
+        grant = gcp.kms.CryptoKeyIAMMember(
+            f"{name}-secrets-gke", crypto_key_id=key.id, role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+            member=self._apis.gke_agent(spec.project), opts=child.merge(kms))
+        return key, grant
 
     def _node_pool(self, name: str, spec: schema.Cluster, location: str, pool: schema.NodePool,
                    service_account: pulumi.Output[str], child: pulumi.ResourceOptions) -> gcp.container.NodePool:

@@ -372,6 +372,23 @@ def no_withdrawn_gke_fields(resource: Resource) -> Iterator[str]:
 # ------------------------------------------------------------------------------- 5. APIs enabled
 
 
+# Types that take no project: it is the project of the resource they name (a key's ring, a grant's key).
+PROJECT_FROM_PARENT = ("gcp:kms/cryptoKey:CryptoKey", "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+
+
+def _parent_project(stack: Stack, resource: Resource, depth: int = 3) -> Any:
+    """The project of the KMS resource this one depends on (its ring or key), a few hops up."""
+    for dependency in stack.dependencies_of(resource):
+        if dependency.type.startswith("gcp:kms/"):
+            if dependency.props.get("project") is not None:
+                return dependency.props["project"]
+            if depth > 1:
+                found = _parent_project(stack, dependency, depth - 1)
+                if found is not None:
+                    return found
+    return None
+
+
 @stack_rule("apis-enabled", "https://cloud.google.com/service-usage/docs/enable-disable",
             description="""A Google API must be enabled in a project before anything is created in it ("API has
     not been used in project … or it is disabled"). Every resource whose type needs an API (mesh/infra/apis.py)
@@ -384,6 +401,8 @@ def apis_enabled(stack: Stack) -> Iterator[Finding]:
             continue
         # Attaching needs the Compute Engine API in the service project (the host has it: it is a host).
         project_value = resource.props.get("serviceProject" if resource.type == SERVICE_PROJECT else "project")
+        if project_value is None and resource.type in PROJECT_FROM_PARENT:
+            project_value = _parent_project(stack, resource)
         if project_value is None:
             yield resource.urn, (f"{resource.label} names no project: it would land in the provider's default "
                                  "project (gcp:project); set project= explicitly")
