@@ -180,6 +180,18 @@ def _project(tmp_path: Path, config: dict[str, object], stack: str = "test") -> 
     return tmp_path
 
 
+def _edited_project(tmp_path: Path, file: str, old: str, new: str,
+                    config: dict[str, object] | None = None) -> Path:
+    """A project on a copy of the fixture stack with one edit in one of its files."""
+    manifest = tmp_path / "stack"
+    shutil.copytree(ROOT / "stacks/prod", manifest)
+    path = manifest / file
+    assert path.read_text().count(old) == 1, f"{old!r} is not once in {file}"
+    path.write_text(path.read_text().replace(old, new))
+    (tmp_path / "project").mkdir()
+    return _project(tmp_path / "project", {"mesh:manifest": str(manifest), **(config or {})})
+
+
 def test_a_shard_manages_only_its_clusters_with_the_shared_root(tmp_path: Path) -> None:
     root = {"mesh:rootCaCertificate": ROOT_CA, "mesh:rootCaKey": {"secure": "v1:abc"}}
     _project(tmp_path, {**root, "mesh:clusters": ["edge-use1-a", "edge-usw1-a"],
@@ -209,12 +221,7 @@ def test_bad_stack_config_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_manifest_errors_surface_with_file_and_line(tmp_path: Path) -> None:
-    manifest = tmp_path / "stack"
-    shutil.copytree(ROOT / "stacks/prod", manifest)
-    payments = manifest / "services/payments.yaml"
-    payments.write_text(payments.read_text().replace("ledger.svc.acme.example", "ledgr.svc.acme.example"))
-    (tmp_path / "project").mkdir()
-    project = _project(tmp_path / "project", {"mesh:manifest": str(manifest)})
+    project = _edited_project(tmp_path, "services/payments.yaml", "ledger.svc.acme.example", "ledgr.svc.acme.example")
     with pytest.raises(pulumi.RunError, match=r"services/payments.yaml:\d+: calls\[3\].host: calls unknown host"):
         preview.run(project, "test")
 
@@ -347,13 +354,8 @@ def test_addresses_are_reserved_where_gke_uses_them(prod: preview.PreviewResult)
 
 
 def test_a_pinned_external_address_is_an_existing_reservation_looked_up(tmp_path: Path) -> None:
-    manifest = tmp_path / "stack"
-    shutil.copytree(ROOT / "stacks/prod", manifest)
-    fleet = manifest / "fleet.yaml"
-    fleet.write_text(fleet.read_text().replace("      internal: 10.10.0.100\n",
-                                               "      internal: 10.10.0.100\n      external: 203.0.113.10\n"))
-    (tmp_path / "project").mkdir()
-    project = _project(tmp_path / "project", {"mesh:manifest": str(manifest)})
+    project = _edited_project(tmp_path, "fleet.yaml", "      internal: 10.10.0.100\n",
+                              "      internal: 10.10.0.100\n      external: 203.0.113.10\n")
     result = preview.run(project, "test")
     assert "core-use1-a-eastwest" not in by_name(result, "gcp:compute/address:")  # looked up, not created
     assert result.outputs["clusters"]["core-use1-a"]["eastWest"]["external"] == "203.0.113.10"
@@ -468,13 +470,8 @@ def test_a_cluster_is_decommissioned_in_two_changes(tmp_path: Path) -> None:
 
     with pytest.raises(pulumi.RunError, match="decommission: edge-usw1-a still runs api-gateway, web-frontend"):
         preview.run(_project(tmp_path, {"mesh:decommission": ["edge-usw1-a"]}), "test")
-    manifest = tmp_path / "stack"
-    shutil.copytree(ROOT / "stacks/prod", manifest)
-    locations = manifest / "locations.yaml"
-    locations.write_text(locations.read_text().replace("[edge-use1-a, edge-usw1-a, edge-euw1-a]",
-                                                       "[edge-use1-a, edge-euw1-a]"))
-    (tmp_path / "project").mkdir()
-    project = _project(tmp_path / "project", {"mesh:manifest": str(manifest), "mesh:decommission": ["edge-usw1-a"]})
+    project = _edited_project(tmp_path, "locations.yaml", "[edge-use1-a, edge-usw1-a, edge-euw1-a]",
+                              "[edge-use1-a, edge-euw1-a]", {"mesh:decommission": ["edge-usw1-a"]})
     result = preview.run(project, "test")
     clusters = {r.name: r for r in of_type(result, "gcp:container/cluster:Cluster")}
     assert not clusters["edge-usw1-a"].protect and clusters["edge-usw1-a"].inputs["deletionProtection"] is False
