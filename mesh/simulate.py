@@ -6,7 +6,8 @@ call as a sidecar, a remote east-west gateway and a destination sidecar would:
 
 1. caller's Sidecar: is the host imported into the caller's namespace (REGISTRY_ONLY otherwise)?
 2. ServiceEntry visible to that namespace, with the called port;
-3. VirtualService: weighted subsets, if any;
+3. VirtualService (imported from its namespace, like the entry): weighted subsets, if any; the
+   DestinationRule found where Istio looks: the proxy's namespace, the entry's, the root namespace;
 4. endpoints: local pods selected by the entry, WorkloadEntries in its namespace, inline endpoints;
    grouped into Envoy priorities by the DestinationRule's `failoverPriority`, as Istio does;
 5. a remote endpoint must be a cluster's east-west address whose Gateway lists the host and whose
@@ -270,7 +271,7 @@ class Mesh:
         port_name = next((p["name"] for p in entry["spec"]["ports"] if p["number"] == port), None)
         if port_name is None:
             return Outcome(refused=f"{host} has no port {port}")
-        rule = self._visible(cluster, "DestinationRule", namespace, lambda o: o["spec"]["host"] == host)
+        rule = self._destination_rule(cluster, namespace, host, entry)
         if rule is None or rule["spec"]["trafficPolicy"]["tls"]["mode"] != "ISTIO_MUTUAL":
             return Outcome(refused=f"no ISTIO_MUTUAL DestinationRule for {host}")
         candidates = self._endpoints(cluster, entry, port_name)
@@ -334,6 +335,18 @@ class Mesh:
         for obj in self.objects(cluster, kind):
             if match(obj) and _exported(obj, namespace):
                 return obj
+        return None
+
+    def _destination_rule(self, cluster: str, namespace: str, host: str, entry: Obj) -> Obj | None:
+        """The rule Istio applies for `host` to a proxy in `namespace`: one in the proxy's own
+        namespace, else one exported from the service's namespace — for a ServiceEntry, the one it
+        lives in — else one exported from the root namespace; a rule anywhere else is never found
+        (istio/istio pilot/pkg/model/push_context.go, `destinationRule`)."""
+        for owner in dict.fromkeys((namespace, entry["metadata"]["namespace"], meta.ISTIO_SYSTEM)):
+            rule = self._visible(cluster, "DestinationRule", namespace, lambda o, ns=owner: o["spec"]["host"] == host
+                                 and o["metadata"]["namespace"] == ns)
+            if rule is not None:
+                return rule
         return None
 
     def _imported(self, cluster: str, namespace: str, host: str, entry: Obj | None) -> bool:
@@ -422,7 +435,8 @@ class Mesh:
     def _weighted_routes(self, cluster: str, namespace: str, host: str, port: int) -> dict[str, int]:
         service = self._visible(cluster, "VirtualService", namespace, lambda o: host in o["spec"]["hosts"]
                                 and "mesh" in o["spec"].get("gateways", ["mesh"]))
-        if service is None:
+        if service is None or not self._imported(cluster, namespace, host, service):
+            # a Sidecar import `<ns>/<host>` takes in VirtualServices of that namespace only
             return {}
         spec = service["spec"]
         for route in spec.get("http", []) + spec.get("tcp", []) + spec.get("tls", []):

@@ -9,7 +9,9 @@ Run before anything is applied (notes/istio.md §10). Two families:
   gateway-bound route per published service, to that service's public host on its published port;
 - minimality: nothing a cluster could do without (config for a service it neither runs nor calls,
   endpoints nobody here dials, exposure nobody elsewhere needs, ingress routes for services that do
-  not run here).
+  not run here, a Namespace where nothing runs — services called but not run here share the
+  config-only `mesh-imports`, their objects exported exactly to their callers' namespaces, and
+  each Sidecar imports exactly its services' calls from the namespace holding each entry).
 - egress beyond the mesh: an approved external destination's config (ServiceEntry `MESH_EXTERNAL`,
   TLS origination, the egress gateway's Gateway, subsets, routes and authorization) exactly where
   and for whom calls are declared — hosts, ports, exports, Sidecar imports and admitted principals
@@ -54,11 +56,20 @@ def _cluster(world: World, cluster: str, objects: Sequence[Obj], shapes: dict[st
     yield from (f"{kind} {ns}/{name} is emitted {count} times" for (kind, ns, name), count in
                 sorted(identities.items()) if count > 1)
     namespaces = {o["metadata"]["name"] for o in by_kind["Namespace"]}
-    expected_namespaces = {world.namespace_of[s] for s in view.needed}
+    running_namespaces = {world.namespace_of[s] for s in view.running}
+    expected_namespaces = set(running_namespaces)
+    if any(world.role_in(s, cluster) is None for s in view.needed):
+        expected_namespaces.add(meta.IMPORTS_NAMESPACE)
     if world.external_callers(cluster):
         expected_namespaces.add(egress.EXTERNAL_NAMESPACE)
     if namespaces != expected_namespaces:
         yield f"namespaces {sorted(namespaces ^ expected_namespaces)} missing or unneeded"
+    for obj in by_kind["Namespace"]:
+        labels = obj["metadata"].get("labels", {})
+        injected = "istio-injection" in labels or "istio.io/rev" in labels
+        if injected != (obj["metadata"]["name"] in running_namespaces):
+            yield f"Namespace {obj['metadata']['name']} is labelled for injection exactly where workloads run: " \
+                  f"{'it is' if injected else 'it is not'}"
     ingress_namespace = world.fleet.ingress_gateway.namespace
     for obj in objects:
         namespace = obj["metadata"].get("namespace")
@@ -80,12 +91,47 @@ def _cluster(world: World, cluster: str, objects: Sequence[Obj], shapes: dict[st
     yield from _ingress_gateway(world, cluster, [g for g in by_kind["Gateway"]
                                                  if g["spec"]["selector"] == ingress.SELECTOR])
     yield from _ingress_routes(world, cluster, [v for v in mesh_kinds["VirtualService"] if "gateways" in v["spec"]])
+    yield from _layout(world, cluster, mesh_kinds)
     sidecars = Counter(o["metadata"]["namespace"] for o in by_kind["Sidecar"])
     yield from (f"namespace {ns} has {n} Sidecars" for ns, n in sorted(sidecars.items()) if n > 1)
-    running_namespaces = {world.namespace_of[s] for s in view.running}
     for kind in ("Sidecar", "AuthorizationPolicy"):
         stray = {o["metadata"]["namespace"] for o in mesh_kinds[kind]} - running_namespaces
         yield from (f"{kind} in {ns}, where nothing runs" for ns in sorted(stray))
+
+
+def config_namespace(world: World, cluster: str, service: str) -> str:
+    """Where a service's entry, rule and route belong in `cluster`: its own namespace where it runs
+    (its entry selects pods and WorkloadEntries there), else `mesh-imports` — where Istio looks for
+    the rule after the caller's namespace (the entry's namespace is the service's)."""
+    return world.namespace_of[service] if world.role_in(service, cluster) is not None else meta.IMPORTS_NAMESPACE
+
+
+def _layout(world: World, cluster: str, by_kind: Mapping[str, list[Obj]]) -> Iterator[str]:
+    """Each service's objects in their one namespace; imports visible only to their callers; each
+    Sidecar importing exactly its services' callees, from where their entries live."""
+    view = world.views[cluster]
+    for kind in ("ServiceEntry", "DestinationRule", "VirtualService", "WorkloadEntry"):
+        for obj in by_kind[kind]:
+            if "gateways" in obj["spec"]:
+                continue  # ingress routes: `_ingress_routes`
+            metadata = obj["metadata"]
+            service = metadata["labels"][meta.SERVICE_LABEL]
+            where = config_namespace(world, cluster, service)
+            if metadata["namespace"] != where:
+                yield f"{kind} {metadata['namespace']}/{metadata['name']} belongs in {where}"
+            elif where == meta.IMPORTS_NAMESPACE:
+                callers = sorted({world.namespace_of[c] for c in view.local_callers.get(service, ())})
+                if kind == "WorkloadEntry" or obj["spec"].get("exportTo") != callers:
+                    yield f"{kind} {where}/{metadata['name']} is exported to {obj['spec'].get('exportTo')}, " \
+                          f"not exactly its callers' namespaces {callers}"
+    config_only = (meta.ISTIO_SYSTEM + "/", "./", egress.EXTERNAL_NAMESPACE + "/", egress.EGRESS_NAMESPACE + "/")
+    for sidecar in by_kind["Sidecar"]:
+        namespace = sidecar["metadata"]["namespace"]
+        imported = {h for e in sidecar["spec"]["egress"] for h in e["hosts"] if not h.startswith(config_only)}
+        wanted = {f"{config_namespace(world, cluster, call.callee)}/{world.services[call.callee].host}"
+                  for s in view.running if world.namespace_of[s] == namespace for call in world.callees(s)}
+        if imported != wanted:
+            yield f"Sidecar {namespace}/default imports {sorted(imported ^ wanted)} against the calls"
 
 
 def _entries(world: World, cluster: str, entries: list[Obj], shapes: dict[str, set[str]]) -> Iterator[str]:

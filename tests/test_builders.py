@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mesh.compile import CompileOptions, compile_cluster, weights
-from mesh.manifest import load
+from mesh.manifest import load, rules
 from mesh.model import World
 
 import manifests
@@ -35,13 +35,23 @@ def world(tmp_path: Path) -> World:
     return world_of(tmp_path)
 
 
-def test_namespaces_are_those_of_every_service_configured_here(world: World) -> None:
-    assert sorted(objects(world, "c1", "Namespace")) == ["/beta", "/gamma"]
-    assert sorted(objects(world, "e1", "Namespace")) == ["/alpha", "/beta", "/gamma"]
-    labels = objects(world, "e1", "Namespace")["/beta"]["metadata"]["labels"]
-    assert labels["istio-injection"] == "enabled"
-    revisioned = objects(world, "e1", "Namespace", revision="1-31")["/beta"]["metadata"]["labels"]
+def test_namespaces_are_those_services_run_in_plus_one_for_imports(world: World) -> None:
+    assert sorted(objects(world, "c1", "Namespace")) == ["/beta", "/gamma"], "c1 calls only what it runs"
+    namespaces = objects(world, "e1", "Namespace")
+    assert sorted(namespaces) == ["/alpha", "/mesh-imports"], "e1 calls beta and gamma: one namespace for both"
+    assert namespaces["/alpha"]["metadata"]["labels"]["istio-injection"] == "enabled"
+    assert namespaces["/mesh-imports"]["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "fleet-mesh"}, \
+        "config only: nothing to inject"
+    revisioned = objects(world, "e1", "Namespace", revision="1-31")["/alpha"]["metadata"]["labels"]
     assert revisioned["istio.io/rev"] == "1-31" and "istio-injection" not in revisioned
+
+
+def test_imported_services_live_in_mesh_imports_exported_to_their_callers_only(world: World) -> None:
+    for kind in ("ServiceEntry", "DestinationRule"):
+        found = objects(world, "e1", kind)
+        assert sorted(found) == ["alpha/alpha", "mesh-imports/beta", "mesh-imports/gamma"], kind
+        assert found["mesh-imports/beta"]["spec"]["exportTo"] == ["alpha"], kind
+    assert "mesh-imports" in rules.RESERVED_NAMESPACES, "no service may run in the imports namespace"
 
 
 def test_peer_authentication_is_strict_mesh_wide_in_every_cluster(world: World) -> None:
@@ -74,14 +84,15 @@ def test_service_entry_selects_local_pods_where_the_service_runs(world: World) -
 
 
 def test_service_entry_is_identical_in_host_and_ports_in_every_cluster(world: World) -> None:
-    seen = {c: objects(world, c, "ServiceEntry")["gamma/gamma"]["spec"] for c in ("c1", "c2", "e1")}
+    seen = {c: objects(world, c, "ServiceEntry")[f"{ns}/gamma"]["spec"]
+            for c, ns in (("c1", "gamma"), ("c2", "gamma"), ("e1", "mesh-imports"))}
     assert len({str((s["hosts"], s["ports"])) for s in seen.values()}) == 1
 
 
 def test_caller_only_cluster_gets_inline_endpoints_at_external_addresses(world: World) -> None:
-    entry = objects(world, "e1", "ServiceEntry")["beta/beta"]["spec"]
+    entry = objects(world, "e1", "ServiceEntry")["mesh-imports/beta"]["spec"]
     assert "workloadSelector" not in entry
-    assert entry["exportTo"] == ["alpha", "beta"], "no istio-system: e1 does not serve beta"
+    assert entry["exportTo"] == ["alpha"], "its callers only: e1 does not serve beta, nor run it"
     assert entry["endpoints"] == [
         {"address": "192.0.2.1", "ports": {"http": 15443},
          "labels": {"security.istio.io/tlsMode": "istio", "fleet-mesh.io/cluster": "c1",
@@ -119,7 +130,7 @@ def test_zonal_cluster_locality_includes_its_zone(tmp_path: Path) -> None:
 
 
 def test_destination_rule_mutual_tls_failover_and_ejection(world: World) -> None:
-    rule = objects(world, "e1", "DestinationRule")["gamma/gamma"]["spec"]
+    rule = objects(world, "e1", "DestinationRule")["mesh-imports/gamma"]["spec"]
     assert rule["trafficPolicy"]["tls"] == {"mode": "ISTIO_MUTUAL",
                                             "subjectAltNames": ["spiffe://test.example/ns/gamma/sa/gamma"]}
     locality = rule["trafficPolicy"]["loadBalancer"]["localityLbSetting"]
@@ -134,12 +145,13 @@ def test_destination_rule_mutual_tls_failover_and_ejection(world: World) -> None
 
 def test_destination_rule_only_where_the_service_is_called(world: World) -> None:
     assert sorted(objects(world, "c1", "DestinationRule")) == ["gamma/gamma"]
-    assert sorted(objects(world, "e1", "DestinationRule")) == ["alpha/alpha", "beta/beta", "gamma/gamma"], \
+    assert sorted(objects(world, "e1", "DestinationRule")) == ["alpha/alpha", "mesh-imports/beta",
+                                                                "mesh-imports/gamma"], \
         "the ingress gateway calls alpha in e1"
 
 
 def test_standbys_rank_last_for_callers_beside_a_primary_or_nowhere(world: World) -> None:
-    rule = objects(world, "e1", "DestinationRule")["beta/beta"]["spec"]
+    rule = objects(world, "e1", "DestinationRule")["mesh-imports/beta"]["spec"]
     assert rule["trafficPolicy"]["loadBalancer"]["localityLbSetting"]["failoverPriority"][0] == \
         "fleet-mesh.io/standby="
 
@@ -154,14 +166,14 @@ def test_callers_beside_a_standby_prefer_remote_primaries(tmp_path: Path) -> Non
 def test_outlier_thresholds_come_from_the_service(tmp_path: Path) -> None:
     world = world_of(tmp_path, [("services/gamma.yaml", "", "traffic:\n  outlier: {consecutiveGatewayErrors: 2,"
                                  " interval: 1s, baseEjectionTime: 1m, minHealthPercent: 50}\n")])
-    outlier = objects(world, "e1", "DestinationRule")["gamma/gamma"]["spec"]["trafficPolicy"]["outlierDetection"]
+    outlier = objects(world, "e1", "DestinationRule")["mesh-imports/gamma"]["spec"]["trafficPolicy"]["outlierDetection"]
     assert outlier == {"consecutiveGatewayErrors": 2, "consecutive5xxErrors": 0, "interval": "1s",
                        "baseEjectionTime": "1m", "maxEjectionPercent": 100, "minHealthPercent": 50}
 
 
 def test_virtual_service_carries_timeout_and_retries_for_callers_only(world: World) -> None:
     assert objects(world, "c1", "VirtualService") == {}, "beta has a policy but no caller in c1"
-    service = objects(world, "e1", "VirtualService")["beta/beta"]["spec"]
+    service = objects(world, "e1", "VirtualService")["mesh-imports/beta"]["spec"]
     assert service["exportTo"] == ["alpha"]
     assert service["http"] == [{
         "route": [{"destination": {"host": "beta.svc.test.example", "port": {"number": 8080}}}],
@@ -182,11 +194,11 @@ WEIGHTED = ZONES + [(L, "gamma: [c1, c2]", "gamma: [{cluster: c1, weight: 90}, {
 def test_weighted_service_splits_by_locality_weights_not_routes(tmp_path: Path) -> None:
     world = world_of(tmp_path, WEIGHTED)
     assert "gamma/gamma" not in objects(world, "e1", "VirtualService"), "no route: gamma has no timeout or retries"
-    policy = objects(world, "e1", "DestinationRule")["gamma/gamma"]["spec"]["trafficPolicy"]
+    policy = objects(world, "e1", "DestinationRule")["mesh-imports/gamma"]["spec"]["trafficPolicy"]
     assert policy["loadBalancer"]["localityLbSetting"] == {"enabled": True, "distribute": [{"from": "*", "to": {
         "us-east1/us-east1-b/c1": 90, "us-east1/us-east1-b/c3": 1, "us-west1/us-west1-a/c2": 9}}]}
     assert policy["outlierDetection"]["maxEjectionPercent"] == 100, "ejection hands a dead cluster's share on"
-    endpoints = objects(world, "e1", "ServiceEntry")["gamma/gamma"]["spec"]["endpoints"]
+    endpoints = objects(world, "e1", "ServiceEntry")["mesh-imports/gamma"]["spec"]["endpoints"]
     assert [e["locality"] for e in endpoints] == ["us-east1/us-east1-b/c1", "us-west1/us-west1-a/c2",
                                                   "us-east1/us-east1-b/c3"]
 
@@ -219,11 +231,11 @@ def test_sidecar_imports_exactly_the_declared_calls(world: World) -> None:
     assert sorted(sidecars) == ["alpha/default"], "no Sidecar where nothing runs"
     spec = sidecars["alpha/default"]["spec"]
     assert spec["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
-    assert spec["egress"] == [{"hosts": ["./*.svc.cluster.local", "beta/beta.svc.test.example",
-                                         "gamma/gamma.svc.test.example", "istio-system/*"]}]
+    assert spec["egress"] == [{"hosts": ["./*.svc.cluster.local", "istio-system/*",
+                                         "mesh-imports/beta.svc.test.example", "mesh-imports/gamma.svc.test.example"]}]
     strict = objects(world, "e1", "Sidecar", namespace_local_egress=False)["alpha/default"]["spec"]
-    assert strict["egress"][0]["hosts"] == ["beta/beta.svc.test.example", "gamma/gamma.svc.test.example",
-                                            "istio-system/*"]
+    assert strict["egress"][0]["hosts"] == ["istio-system/*", "mesh-imports/beta.svc.test.example",
+                                            "mesh-imports/gamma.svc.test.example"]
 
 
 def test_authorization_denies_by_default_and_allows_declared_callers_per_port(world: World) -> None:
@@ -270,6 +282,6 @@ def test_every_object_names_its_manager_and_per_service_objects_their_source(wor
 def test_unpinned_east_west_address_becomes_a_marked_placeholder(tmp_path: Path) -> None:
     world = world_of(tmp_path, [("fleet.yaml", "eastWest: {internal: 10.0.0.1, external: 192.0.2.1}",
                                  "eastWest: {internal: 10.0.0.1}")])
-    endpoints = objects(world, "e1", "ServiceEntry")["gamma/gamma"]["spec"]["endpoints"]
+    endpoints = objects(world, "e1", "ServiceEntry")["mesh-imports/gamma"]["spec"]["endpoints"]
     assert endpoints[0]["address"] == "c1.external.eastwest.unresolved.invalid"
     assert endpoints[1]["address"] == "192.0.2.2"

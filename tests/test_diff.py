@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mesh import diff_format, diff_infra, preview
+from mesh.compile import meta
 from mesh.diagnostics import ManifestError
 from mesh.diff import diff_sides, diff_worlds, field_changes
 from mesh.manifest import load, schema
@@ -54,12 +55,12 @@ def test_adding_a_call_changes_only_the_caller_sidecar_callee_authorization_and_
          "  - currency.svc.acme.example\n  - reviews.svc.acme.example\n")
     result = diff_sides(str(ROOT / "stacks/prod"), str(head), ROOT)
     assert result.intent == ["payments may now call reviews (from core-use1-a)"]
-    # payments runs in core-use1-a, where reviews was not yet called: its config arrives there.
+    # payments runs in core-use1-a, where reviews was not yet called: its config arrives there, in the
+    # imports namespace the cluster already has (reviews does not run there: no namespace of its own).
     assert changed_keys(result) == {
         ("core-use1-a", "Sidecar", "payments", "default"),
-        ("core-use1-a", "Namespace", "", "reviews"),
-        ("core-use1-a", "ServiceEntry", "reviews", "reviews"),
-        ("core-use1-a", "DestinationRule", "reviews", "reviews"),
+        ("core-use1-a", "ServiceEntry", "mesh-imports", "reviews"),
+        ("core-use1-a", "DestinationRule", "mesh-imports", "reviews"),
         ("core-usw1-a", "AuthorizationPolicy", "reviews", "reviews-callers"),
     }
 
@@ -73,7 +74,7 @@ def test_moving_a_service_touches_only_its_own_its_callers_and_its_callees_objec
     callers = {c.caller for c in before.callers("fraud")}
     callees = {c.callee for c in before.callees("fraud")}  # fraud's way out moves with it
     involved = {"core-use1-a", "core-usw1-a"} | {c for s in callers for c in before.clusters_of(s)}
-    namespaces = {before.services[s].namespace for s in {"fraud"} | callers | callees}
+    namespaces = {before.services[s].namespace for s in {"fraud"} | callers | callees} | {meta.IMPORTS_NAMESPACE}
     for change in result.objects:
         assert change.cluster in involved, change
         assert (change.namespace or change.name) in namespaces | {"istio-system"}, change
@@ -126,10 +127,12 @@ def test_a_new_call_in_a_generated_fleet_changes_only_what_it_needs(manifest: Ma
             assert change.name == f"{callee.name}-callers" and change.cluster in callee_clusters
         elif change.kind == "Gateway":
             assert change.cluster in callee_clusters  # newly exposed to the caller's other cluster
-        elif change.kind == "Namespace":
-            assert change.name == callee.namespace and change.action == "added"
-        else:
-            assert change.namespace == callee.namespace, change  # the callee's own config, where needed
+        elif change.kind == "Namespace":  # the first import into one of the caller's clusters
+            assert change.name == meta.IMPORTS_NAMESPACE and change.action == "added"
+            assert change.cluster not in callee_clusters
+        else:  # the callee's own config, where needed: beside its pods, else with the cluster's imports
+            assert change.namespace == (callee.namespace if change.cluster in callee_clusters
+                                        else meta.IMPORTS_NAMESPACE), change
     assert any(c.kind == "AuthorizationPolicy" for c in result.objects)
 
 

@@ -105,7 +105,7 @@ def test_route_binds_the_gateway_and_reaches_the_public_host(tmp_path: Path) -> 
 def test_route_carries_the_services_traffic_policy_beside_its_mesh_route(tmp_path: Path) -> None:
     world = world_of(tmp_path, [BETA_INGRESS])
     ingress_route = objects(world, "c1", "VirtualService")["istio-ingress/beta"]["spec"]["http"]
-    mesh_route = objects(world, "e1", "VirtualService")["beta/beta"]["spec"]
+    mesh_route = objects(world, "e1", "VirtualService")["mesh-imports/beta"]["spec"]
     assert ingress_route == mesh_route["http"] == [{
         "route": [{"destination": {"host": "beta.svc.test.example", "port": {"number": 8080}}}],
         "timeout": "2s", "retries": {"attempts": 2, "retryRemoteLocalities": True},

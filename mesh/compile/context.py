@@ -58,13 +58,23 @@ class ClusterContext:
             return True
         return self.ingress_here(service) and len(self.world.clusters_of(service)) > 1
 
+    def config_namespace(self, service: str) -> str:
+        """Where `service`'s ServiceEntry, DestinationRule and VirtualService live here: its own
+        namespace where it runs (the entry's workloadSelector picks pods and WorkloadEntries of its
+        own namespace only), else the one config-only `mesh-imports`, so a cluster that only calls
+        a service needs no namespace for it. Istio finds the rule there: a proxy's DestinationRule
+        is looked up in its own namespace, then the service's (a ServiceEntry's is the one it lives
+        in), then the root namespace (istio/istio pilot/pkg/model/push_context.go `destinationRule`);
+        Sidecar imports `<namespace>/<host>` select entries and VirtualServices by that namespace."""
+        return self.service(service).namespace if self.runs(service) else meta.IMPORTS_NAMESPACE
+
     def export_to(self, service: str) -> list[str]:
-        """Namespaces that may see `service`'s SE/DR here: its own, its local callers', and the
-        east-west gateway's where this cluster serves it to others (unknown SNI is reset there)."""
+        """Namespaces that may see `service`'s SE/DR here: its own where it runs, its local callers',
+        and the east-west gateway's where this cluster serves it to others (unknown SNI is reset there)."""
         cached = self._exports.get(service)
         if cached is None:
             namespace_of = self.world.namespace_of
-            namespaces = {namespace_of[service]}
+            namespaces = {namespace_of[service]} if self.runs(service) else set()
             namespaces.update(namespace_of[c] for c in self.view.local_callers.get(service, ()))
             if self.exposed(service):
                 namespaces.add(meta.ISTIO_SYSTEM)
@@ -73,6 +83,11 @@ class ClusterContext:
                 namespaces.add(self.world.fleet.ingress_gateway.namespace)
             cached = self._exports[service] = sorted(namespaces)
         return list(cached)  # a fresh list per object: outputs never share mutable parts
+
+    @cached_property
+    def imports(self) -> bool:
+        """Does this cluster call a service it does not run (and so need `mesh-imports`)?"""
+        return any(not self.runs(name) for name in self.view.needed)
 
     def caller_namespaces(self, service: str) -> list[str]:
         namespace_of = self.world.namespace_of

@@ -1,5 +1,9 @@
 """DestinationRule: how callers here (and the ingress gateway) reach a service — mTLS, failover, ejection.
 
+It lives beside the service's ServiceEntry (`context.config_namespace`, `mesh-imports` where the
+service only is called here) with the same exports: Istio looks a caller's rule up in the caller's
+namespace, then in the service's — a ServiceEntry's is the one it lives in — then in the root.
+
 - `ISTIO_MUTUAL` with the service's SPIFFE SAN and no `sni`: the default SNI is what the remote
   east-west gateway routes on.
 - `failoverPriority` keeps traffic in the caller's region, then its cluster, then zone. For
@@ -53,7 +57,7 @@ def _rule(ctx: ClusterContext, name: str) -> meta.Obj:
             "tls": {"mode": "ISTIO_MUTUAL", "subjectAltNames": [ctx.san(name)]},
         },
     }
-    return meta.new(meta.NETWORKING, "DestinationRule", name, service.namespace, spec,
+    return meta.new(meta.NETWORKING, "DestinationRule", name, ctx.config_namespace(name), spec,
                     service=name, source=ctx.world.sources[name])
 
 

@@ -7,6 +7,9 @@ from typing import Any
 NETWORKING = "networking.istio.io/v1"
 SECURITY = "security.istio.io/v1"
 ISTIO_SYSTEM = "istio-system"
+# Config-only namespace for services a cluster calls but does not run (reserved in
+# mesh.manifest.rules.RESERVED_NAMESPACES): their ServiceEntry, DestinationRule and VirtualService.
+IMPORTS_NAMESPACE = "mesh-imports"
 EASTWEST_SELECTOR = {"istio": "eastwestgateway"}
 EASTWEST_PORT = 15443
 HTTP_FAMILY = frozenset({"HTTP", "HTTP2", "GRPC"})  # protocols Istio routes as HTTP

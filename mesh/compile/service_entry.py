@@ -3,7 +3,8 @@
 The same host, port numbers and port names everywhere: the port travels in the SNI, and endpoint
 port maps are keyed by name. Where the service runs here, the entry selects the local pods (and
 the WorkloadEntries standing for other clusters); where it does not, the other clusters' east-west
-gateways are inline endpoints, which saves one object per remote cluster.
+gateways are inline endpoints, which saves one object per remote cluster. Such an imported entry
+lives in `mesh-imports` (`context.config_namespace`), exported only to the callers' namespaces.
 """
 
 from __future__ import annotations
@@ -37,6 +38,6 @@ def _entry(ctx: ClusterContext, name: str) -> meta.Obj:
         spec["workloadSelector"] = {"labels": service.workload_labels}
     else:
         spec["endpoints"] = [endpoint for _, endpoint in ctx.remote_endpoints(name)]
-    return meta.new(meta.NETWORKING, "ServiceEntry", name, service.namespace, spec,
+    return meta.new(meta.NETWORKING, "ServiceEntry", name, ctx.config_namespace(name), spec,
                     service=name, source=ctx.world.sources[name])
 

@@ -1,9 +1,10 @@
 """Sidecar: one namespace-wide Sidecar per namespace with workloads here.
 
 Egress imports exactly the hosts the namespace's services call (as `<namespace>/<host>`, the
-namespace where each ServiceEntry lives), plus `istio-system`, with REGISTRY_ONLY so anything else
-is refused; approved external destinations the namespace calls are imported from `mesh-external`
-(and the egress gateway's Service, where they leave through it). It is also the DNS view: with DNS
+namespace where each ServiceEntry lives: the callee's own where it runs here, else `mesh-imports`),
+plus `istio-system`, with REGISTRY_ONLY so anything else is refused; approved external
+destinations the namespace calls are imported from `mesh-external` (and the egress gateway's
+Service, where they leave through it). It is also the DNS view: with DNS
 capture, only imported hosts resolve in-mesh. A namespace whose services call nothing still gets
 one, so it stays REGISTRY_ONLY and small.
 """
@@ -23,8 +24,7 @@ def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
             hosts.add(f"./*.svc.{ctx.options.cluster_domain}")
         for name in services:
             for call in ctx.world.callees(name):
-                callee = ctx.service(call.callee)
-                hosts.add(f"{callee.namespace}/{callee.host}")
+                hosts.add(f"{ctx.config_namespace(call.callee)}/{ctx.service(call.callee).host}")
         hosts.update(egress.sidecar_hosts(ctx, services))
         yield meta.new(
             meta.NETWORKING, "Sidecar", "default", namespace,

@@ -3,7 +3,9 @@
 Only in clusters that call the service, visible only to the calling namespaces; retries may go to
 other localities when the service runs in more than one cluster. Weighted locations need no route:
 the DestinationRule's locality weights split the calls (see `weights`), so a TCP-only weighted
-service gets no VirtualService either.
+service gets no VirtualService either. It lives beside the service's ServiceEntry
+(`context.config_namespace`): a Sidecar import `<namespace>/<host>` takes in only the
+VirtualServices of that namespace.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def build(ctx: ClusterContext) -> Iterator[meta.Obj]:
             continue
         spec = _spec(ctx, service)
         if "http" in spec:  # TCP-only: no timeouts to set
-            yield meta.new(meta.NETWORKING, "VirtualService", name, service.namespace, spec,
+            yield meta.new(meta.NETWORKING, "VirtualService", name, ctx.config_namespace(name), spec,
                            service=name, source=ctx.world.sources[name])
 
 

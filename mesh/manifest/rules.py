@@ -176,7 +176,8 @@ _SNAKE = {"nodes": "nodes", "pods": "pods", "services": "services", "controlPlan
 # ---------------------------------------------------------------------------------------- services
 
 
-RESERVED_NAMESPACES = frozenset({"istio-system", "kube-system", "kube-public", "kube-node-lease", "default"})
+RESERVED_NAMESPACES = frozenset({"istio-system", "kube-system", "kube-public", "kube-node-lease", "default",
+                                 "mesh-imports"})
 RESERVED_PREFIXES = ("kube-",)  # Kubernetes and its add-ons (kube-flannel, kube-dns, ...)
 
 
