@@ -296,7 +296,7 @@ def test_every_gcp_resource_waits_for_its_api_in_its_project(prod: preview.Previ
         assert api is not None, f"{registration.type} has no entry in mesh/infra/apis.py"
         project = registration.inputs.get("project") or registration.inputs.get("serviceProject")
         if project is None:  # KMS keys and their grants take the project of their key ring
-            assert any(services.get(d.rsplit("::", 1)[-1], None) is not None
+            assert any(services.get(d.rsplit("::", 1)[-1]) is not None
                        and services[d.rsplit("::", 1)[-1]].inputs["service"] == api
                        for d in registration.dependencies), registration.name
         else:
