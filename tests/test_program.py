@@ -614,3 +614,25 @@ def test_secrets_in_etcd_are_encrypted_with_a_protected_regional_key(prod: previ
         private = cluster.inputs["privateClusterConfig"]
         assert private["enablePrivateEndpoint"] is True  # no public IP endpoint: CI uses the DNS endpoint
         assert cluster.inputs["masterAuthorizedNetworksConfig"]["privateEndpointEnforcementEnabled"] is True
+
+
+def test_a_shard_whose_callers_nat_is_unknown_is_refused_unless_ranges_are_given(tmp_path: Path) -> None:
+    root = {"mesh:rootCaCertificate": ROOT_CA, "mesh:rootCaKey": {"secure": "v1:abc"},
+            "mesh:clusters": ["data-use1-a"], "mesh:peerStacks": ["acme/fleet-mesh/rest"]}
+    others = {c: {"managed": True, "eastWest": {"external": "203.0.113.50", "internal": "10.0.0.50"}}
+              for c in load(ROOT / "stacks/prod").world.clusters if c != "data-use1-a"}
+    peer = {"clusters": others, "natAddresses": [], "natAddressesByRegion": {}}  # the peer exports no NAT
+
+    def run(config: dict[str, object]) -> preview.PreviewResult:
+        folder = tmp_path / f"p{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        project = _project(folder, config)
+        name, values, secrets = preview.read_stack_config(project, "test")
+        world = preview.OfflineWorld(stack_outputs={"acme/fleet-mesh/rest": peer})
+        return asyncio.run(preview._run(project / "__main__.py", name, "test", values, secrets, world))
+
+    with pytest.raises(Exception, match="data-use1-a is called from core/us-east1, core/us-west1, but no NAT address"):
+        run(root)
+    given = run({**root, "mesh:eastWestSourceRanges": ["100.64.0.0/10"]})  # hand-set ranges stand in
+    rule = by_name(given, "gcp:compute/firewall:")["data-use1-a-eastwest-external"]
+    assert rule.inputs["sourceRanges"] == ["100.64.0.0/10"]

@@ -132,9 +132,11 @@ def _east_west_sources(plan: Plan, name: str, networks: Mapping[str, FleetNetwor
     def ranges(values: list[Any]) -> list[str]:
         peers, mine = values[0], values[1:]
         found = {*mine, *(ip for network, region in wanted for ip in (peers.get(network) or {}).get(region, []))}
-        if wanted and not found:
-            raise ValueError(f"{name} is called from {', '.join(f'{n}/{r}' for n, r in wanted)}, but no NAT address "
-                             "is known for them (neither this stack nor mesh:peerStacks owns their NAT): its "
+        if wanted and not found and not extra:  # hand-set mesh:eastWestSourceRanges may stand in for NAT
+            callers = ", ".join(f"{n}/{r}" for n, r in wanted[:5]) + (f" and {len(wanted) - 5} more" if len(wanted) > 5
+                                                                        else "")
+            raise ValueError(f"{name} is called from {callers}, but no NAT address is known for them (neither this "
+                             "stack nor mesh:peerStacks owns their NAT, and mesh:eastWestSourceRanges is empty): its "
                              "external east-west load balancer would admit nobody, or everybody")
         return sorted({*extra, *(f"{ip}/32" for ip in found)})
 
