@@ -203,6 +203,14 @@ def test_a_shard_manages_only_its_clusters_with_the_shared_root(tmp_path: Path) 
     assert clusters == ["edge-use1-a", "edge-usw1-a"]
     assert of_type(result, "tls:index/selfSignedCert:SelfSignedCert") == []
     assert sorted(result.outputs["clusters"]) == clusters
+    # The edge host and its attachment belong to edge-euw1-a's stack (first by name): not declared
+    # here, and said so on the clusters, so the policy pack leaves them to that stack.
+    assert of_type(result, "gcp:compute/sharedVPCServiceProject:SharedVPCServiceProject") == []
+    for cluster in of_type(result, "gcp:container/cluster:Cluster"):
+        assert cluster.inputs["resourceLabels"]["fleet-mesh-shared-vpc-owner"] == "edge-euw1-a"
+    from mesh import policy
+
+    assert policy.check(result.registrations) == []
 
 
 def test_a_shard_without_the_shared_root_is_refused(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from mesh.infra.network import FleetNetwork, NetworkArgs, google_apis_domain
 from mesh.infra.pki import MeshPki, ProvidedRoot
 from mesh.infra.plan import STACK_RESOURCE_LIMIT, Plan, image_projects
 from mesh.infra.projects import ProjectApis
-from mesh.infra.shared_vpc import SharedVpc, host_of
+from mesh.infra.shared_vpc import SharedVpc, host_of, owners
 from mesh.model import World, address_placeholder
 from mesh.outputs import SCHEMA_VERSION
 from mesh.render import unresolved_addresses
@@ -60,7 +60,9 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
             release_channel=config.release_channel, authorized_networks=config.master_authorized_networks,
             apis=apis, after=[*network.subnet_ready[name], *shared_vpc.ready.get((host or "", spec.project), []),
                               *([policies[spec.project]] if spec.project in policies else [])],
-            decommissioned=name in config.decommission, image_projects=image_projects(config.allowed_images)))
+            decommissioned=name in config.decommission, image_projects=image_projects(config.allowed_images),
+            shared_vpc_owner=_owner_elsewhere(plan, spec),
+            policy_owner=None if spec.project in policies else _first_of_project(world, spec.project)))
         east_west = network.east_west[name]
         control_plane = IstioControlPlane(name, ControlPlaneArgs(
             cluster=name, network=world.istio_network(name), mesh_id=fleet.mesh_id, trust_domain=fleet.trust_domain,
@@ -141,6 +143,16 @@ def _east_west_sources(plan: Plan, name: str, networks: Mapping[str, FleetNetwor
         return sorted({*extra, *(f"{ip}/32" for ip in found)})
 
     return pulumi.Output.all(peer_nat, *own).apply(ranges)
+
+
+def _first_of_project(world: World, project: str) -> str:
+    return min(name for name, c in world.clusters.items() if c.project == project)
+
+
+def _owner_elsewhere(plan: Plan, spec: Any) -> str | None:
+    """A cluster whose stack (not this one) declares part of this one's Shared VPC setup."""
+    found = owners(plan.world.fleet, spec)
+    return next((owner for owner in found or () if owner not in plan.clusters), None)
 
 
 def _internal_sources(world: World, cluster: str) -> list[str]:

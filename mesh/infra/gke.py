@@ -53,6 +53,9 @@ class ClusterArgs:
     after: Sequence[pulumi.Resource]
     decommissioned: bool = False  # deletion protection lifted, so the next change can delete it
     image_projects: Sequence[str] = ()  # where mesh:allowedImages live: the nodes need to read them
+    # a cluster whose stack (not this one) declares part of this cluster's Shared VPC setup
+    shared_vpc_owner: str | None = None
+    policy_owner: str | None = None  # the cluster whose stack declares the project's Binary Authorization policy
 
 
 def location_of(spec: schema.Cluster) -> str:
@@ -144,7 +147,11 @@ class GkeCluster(pulumi.ComponentResource):
             # Destructive to lift: only through mesh:decommission, in its own change before the deletion.
             deletion_protection=not args.decommissioned,
             resource_labels={"managed-by": "fleet-mesh", "fleet-mesh-tier": spec.tier,
-                             **({"fleet-mesh-decommission": "true"} if args.decommissioned else {})},
+                             **({"fleet-mesh-decommission": "true"} if args.decommissioned else {}),
+                             # the policy pack then leaves those pieces to that cluster's stack
+                             **({"fleet-mesh-shared-vpc-owner": args.shared_vpc_owner}
+                                if args.shared_vpc_owner else {}),
+                             **({"fleet-mesh-policy-owner": args.policy_owner} if args.policy_owner else {})},
             opts=child.merge(pulumi.ResourceOptions(
                 protect=not args.decommissioned,
                 # Binary Authorization evaluates this cluster's pods: its API must be on first.

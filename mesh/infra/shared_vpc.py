@@ -53,6 +53,17 @@ def host_of(fleet: schema.Fleet, cluster: schema.Cluster) -> str | None:
     return None if project == cluster.project else project
 
 
+def owners(fleet: schema.Fleet, cluster: schema.Cluster) -> tuple[str, str] | None:
+    """(host owner, attachment owner): the clusters whose stacks declare this cluster's Shared VPC
+    host (the first cluster by name using that host) and its project's attachment with the
+    host-level grants (the first of its project on that host). None when it needs no Shared VPC."""
+    host = host_of(fleet, cluster)
+    if host is None:
+        return None
+    on_host = [c for c in fleet.clusters if host_of(fleet, c) == host]
+    return (min(c.name for c in on_host), min(c.name for c in on_host if c.project == cluster.project))
+
+
 def plan_shared_vpc(fleet: schema.Fleet, managed: Iterable[str]) -> SharedVpcPlan:
     managed = set(managed)
     first_host: dict[str, str] = {}

@@ -191,11 +191,21 @@ def _shared_vpc_cluster(stack: Stack, cluster: Resource, project: str, host: str
                         numbers: dict[str, dict[str, str]]) -> Iterator[Finding]:
     deps, urn = set(cluster.dependencies), cluster.urn
     where = f"{cluster.label} (project {project}, subnetwork {subnet} of host {host})"
+    # In a sharded fleet the host, the attachment and the host-level grants may belong to another
+    # stack (the first cluster by name on the host / of the project there); the program names that
+    # cluster in this label, and that stack's preview checks them. The subnet grants are always this
+    # stack's, and stay checked.
+    elsewhere = isinstance(cluster.props.get("resourceLabels"), dict) and bool(
+        cluster.props["resourceLabels"].get(SHARED_VPC_OWNER_LABEL))
     hosts = stack.where(HOST_PROJECT, project=host)
-    if not hosts:
+    if elsewhere:
+        pass
+    elif not hosts:
         yield urn, f"{where}: {host} is not a Shared VPC host: add gcp.compute.SharedVPCHostProject(project='{host}')"
-    attachments = stack.where(SERVICE_PROJECT, hostProject=host, serviceProject=project)
-    if not attachments:
+    attachments = [] if elsewhere else stack.where(SERVICE_PROJECT, hostProject=host, serviceProject=project)
+    if elsewhere:
+        pass
+    elif not attachments:
         yield urn, (f"{where}: {project} is not attached to {host}: add gcp.compute.SharedVPCServiceProject("
                     f"host_project='{host}', service_project='{project}') and make the cluster depend on it")
     else:
@@ -241,11 +251,15 @@ def _shared_vpc_cluster(stack: Stack, cluster: Resource, project: str, host: str
          f"gcp.projects.IAMMember(project='{host}', role='{SECURITY_ADMIN}' (or a gcp.projects.IAMCustomRole in "
          f"{host} with {', '.join(sorted(FIREWALL_PERMISSIONS))}), member='{gke_agent(number)}')"),
     ]
-    for what, grants, add in required:
+    for what, grants, add in required if not elsewhere else required[:1]:
         if not grants:
             yield urn, f"{where}: lacks {what}: add {add} and make the cluster depend on it"
         elif not any(g.urn in deps for g in grants):
             yield urn, f"{where}: does not depend on {grants[0].label} ({what}): add it to the cluster's depends_on"
+
+
+SHARED_VPC_OWNER_LABEL = "fleet-mesh-shared-vpc-owner"
+POLICY_OWNER_LABEL = "fleet-mesh-policy-owner"
 
 
 def _firewall_grants(stack: Stack, host: str, member: str) -> list[Resource]:
@@ -610,7 +624,9 @@ def binary_authorization_policy(stack: Stack) -> Iterator[Finding]:
         project = known_str(cluster.props.get("project"))
         if cluster.get("binaryAuthorization.evaluationMode") != "PROJECT_SINGLETON_POLICY_ENFORCE" or not project:
             continue
-        if not stack.where(BINAUTHZ_POLICY, project=project):
+        # A project's singleton policy belongs to the stack of its first cluster; the label names it.
+        declared_elsewhere = bool((cluster.props.get("resourceLabels") or {}).get(POLICY_OWNER_LABEL))
+        if not declared_elsewhere and not stack.where(BINAUTHZ_POLICY, project=project):
             yield cluster.urn, (f"{cluster.label} enforces {project}'s Binary Authorization policy, but the stack "
                                 f"declares none: add gcp.binaryauthorization.Policy(project='{project}', ...)")
         services = stack.where(API_SERVICE, project=project, service=BINAUTHZ_API)
