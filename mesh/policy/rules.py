@@ -197,25 +197,8 @@ def _shared_vpc_cluster(stack: Stack, cluster: Resource, project: str, host: str
     # stack's, and stay checked.
     elsewhere = isinstance(cluster.props.get("resourceLabels"), dict) and bool(
         cluster.props["resourceLabels"].get(SHARED_VPC_OWNER_LABEL))
-    hosts = stack.where(HOST_PROJECT, project=host)
-    if elsewhere:
-        pass
-    elif not hosts:
-        yield urn, f"{where}: {host} is not a Shared VPC host: add gcp.compute.SharedVPCHostProject(project='{host}')"
-    attachments = [] if elsewhere else stack.where(SERVICE_PROJECT, hostProject=host, serviceProject=project)
-    if elsewhere:
-        pass
-    elif not attachments:
-        yield urn, (f"{where}: {project} is not attached to {host}: add gcp.compute.SharedVPCServiceProject("
-                    f"host_project='{host}', service_project='{project}') and make the cluster depend on it")
-    else:
-        attachment = attachments[0]
-        if not any(a.urn in deps for a in attachments):
-            yield urn, f"{where}: does not depend on {attachment.label}: add it to the cluster's depends_on"
-        if hosts and not any(h.urn in attachment.dependencies for h in hosts):
-            yield attachment.urn, (f"{attachment.label} attaches {project} to {host} without depending on "
-                                   f"{hosts[0].label}: GCP refuses to attach to a project that is not yet a host; "
-                                   "pass host_project=<host resource>.project or depends_on")
+    if not elsewhere:
+        yield from _host_and_attachment(stack, urn, deps, where, project, host)
     on_subnet = [g for g in stack.where(SUBNET_IAM, project=host, region=region, role=NETWORK_USER)
                  if _last_segment(g.props.get("subnetwork")) == subnet]
     agents = [(g, m.group(1)) for g in on_subnet if (m := _GKE_AGENT.match(str(g.props.get("member"))))]
@@ -256,6 +239,25 @@ def _shared_vpc_cluster(stack: Stack, cluster: Resource, project: str, host: str
             yield urn, f"{where}: lacks {what}: add {add} and make the cluster depend on it"
         elif not any(g.urn in deps for g in grants):
             yield urn, f"{where}: does not depend on {grants[0].label} ({what}): add it to the cluster's depends_on"
+
+
+def _host_and_attachment(stack: Stack, urn: str, deps: set[str], where: str, project: str,
+                         host: str) -> Iterator[Finding]:
+    hosts = stack.where(HOST_PROJECT, project=host)
+    if not hosts:
+        yield urn, f"{where}: {host} is not a Shared VPC host: add gcp.compute.SharedVPCHostProject(project='{host}')"
+    attachments = stack.where(SERVICE_PROJECT, hostProject=host, serviceProject=project)
+    if not attachments:
+        yield urn, (f"{where}: {project} is not attached to {host}: add gcp.compute.SharedVPCServiceProject("
+                    f"host_project='{host}', service_project='{project}') and make the cluster depend on it")
+        return
+    attachment = attachments[0]
+    if not any(a.urn in deps for a in attachments):
+        yield urn, f"{where}: does not depend on {attachment.label}: add it to the cluster's depends_on"
+    if hosts and not any(h.urn in attachment.dependencies for h in hosts):
+        yield attachment.urn, (f"{attachment.label} attaches {project} to {host} without depending on "
+                               f"{hosts[0].label}: GCP refuses to attach to a project that is not yet a host; "
+                               "pass host_project=<host resource>.project or depends_on")
 
 
 SHARED_VPC_OWNER_LABEL = "fleet-mesh-shared-vpc-owner"
