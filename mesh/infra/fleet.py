@@ -18,7 +18,7 @@ from mesh.infra.gke import ClusterArgs, GkeCluster, binary_authorization_policy,
 from mesh.infra.mesh_config import MeshConfig
 from mesh.infra.network import FleetNetwork, NetworkArgs, google_apis_domain
 from mesh.infra.pki import MeshPki, ProvidedRoot
-from mesh.infra.plan import STACK_RESOURCE_LIMIT, Plan, image_projects
+from mesh.infra.plan import STACK_RESOURCE_LIMIT, Plan, first_of_project, image_projects
 from mesh.infra.projects import ProjectApis
 from mesh.infra.shared_vpc import SharedVpc, host_of, owners
 from mesh.model import World, address_placeholder
@@ -62,7 +62,7 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
                               *([policies[spec.project]] if spec.project in policies else [])],
             decommissioned=name in config.decommission, image_projects=image_projects(config.allowed_images),
             shared_vpc_owner=_owner_elsewhere(plan, spec),
-            policy_owner=None if spec.project in policies else _first_of_project(world, spec.project)))
+            policy_owner=None if spec.project in policies else first_of_project(world, spec.project)))
         east_west = network.east_west[name]
         control_plane = IstioControlPlane(name, ControlPlaneArgs(
             cluster=name, network=world.istio_network(name), mesh_id=fleet.mesh_id, trust_domain=fleet.trust_domain,
@@ -143,10 +143,6 @@ def _east_west_sources(plan: Plan, name: str, networks: Mapping[str, FleetNetwor
         return sorted({*extra, *(f"{ip}/32" for ip in found)})
 
     return pulumi.Output.all(peer_nat, *own).apply(ranges)
-
-
-def _first_of_project(world: World, project: str) -> str:
-    return min(name for name, c in world.clusters.items() if c.project == project)
 
 
 def _owner_elsewhere(plan: Plan, spec: Any) -> str | None:

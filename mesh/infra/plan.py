@@ -144,12 +144,14 @@ def _apis(world: World, clusters: tuple[str, ...], images: tuple[str, ...] = ())
     return {project: tuple(sorted(apis)) for project, apis in sorted(wanted.items())}
 
 
+def first_of_project(world: World, project: str) -> str:
+    """The cluster (first by name) whose stack owns a project's singletons (Binary Authorization)."""
+    return min(name for name, spec in world.clusters.items() if spec.project == project)
+
+
 def _binary_authorization_owners(world: World, managed: set[str]) -> tuple[str, ...]:
-    """A project's singleton policy belongs to the stack managing its first cluster (by name)."""
-    first: dict[str, str] = {}
-    for name, spec in world.clusters.items():  # sorted by name
-        first.setdefault(spec.project, name)
-    return tuple(sorted(project for project, cluster in first.items() if cluster in managed))
+    projects = {spec.project for spec in world.clusters.values()}
+    return tuple(sorted(p for p in projects if first_of_project(world, p) in managed))
 
 
 def _remote_callers(world: World, managed: set[str]) -> dict[str, tuple[tuple[str, str], ...]]:

@@ -66,17 +66,18 @@ def owners(fleet: schema.Fleet, cluster: schema.Cluster) -> tuple[str, str] | No
 
 def plan_shared_vpc(fleet: schema.Fleet, managed: Iterable[str]) -> SharedVpcPlan:
     managed = set(managed)
-    first_host: dict[str, str] = {}
-    first_attachment: dict[tuple[str, str], str] = {}
-    for cluster in sorted(fleet.clusters, key=lambda c: c.name):
+    hosts, attachments = set(), set()
+    for cluster in fleet.clusters:
+        found = owners(fleet, cluster)
         host = host_of(fleet, cluster)
-        if host is not None:
-            first_host.setdefault(host, cluster.name)
-            first_attachment.setdefault((host, cluster.project), cluster.name)
-    return SharedVpcPlan(
-        hosts=tuple(sorted(h for h, first in first_host.items() if first in managed)),
-        attachments=tuple(sorted(a for a, first in first_attachment.items() if first in managed)),
-    )
+        if found is None or host is None:
+            continue
+        host_owner, attachment_owner = found
+        if host_owner in managed:
+            hosts.add(host)
+        if attachment_owner in managed:
+            attachments.add((host, cluster.project))
+    return SharedVpcPlan(hosts=tuple(sorted(hosts)), attachments=tuple(sorted(attachments)))
 
 
 class SharedVpc(pulumi.ComponentResource):
