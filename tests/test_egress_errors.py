@@ -44,6 +44,9 @@ RANGES = ("    ipRanges: {nodes: 172.20.0.0/20, pods: 10.64.0.0/14, services: 10
 
 # (id, edits, file, text on the expected line, field, message fragment)
 CASES = [
+    ("mesh-host-with-a-typo-in-its-domain", [(B, "  - gamma.svc.test.example\n", "  - gamma.svc.test.exampl\n")],
+     B, "gamma.svc.test.exampl", "calls[0].host", "not an approved external destination; the platform approves "
+     "destinations in fleet.yaml `externals`; did you mean 'gamma.svc.test.example'?"),
     ("not-approved", [(B, "  - db.private.example\n", "  - db.private.example\n  - api.unknown.example.net\n")],
      B, "api.unknown.example.net", "calls[3].host",
      "api.unknown.example.net is outside the mesh and not an approved external destination"),

@@ -217,6 +217,7 @@ ONLY = [
     ("locations-list-after-mapping", [(L, "", "- x\n")], [(L, 6, "")]),
     ("locations-file-missing", [(L, "alpha: [e1]\n", "")], None),
     ("service-syntax-error", [(C, "protocol: GRPC}", "protocol: GRPC")], [(C, 8, "")]),
+    ("unknown-service-tier", [(C, "tier: core", "tier: cor")], [(C, 5, "tier")]),  # no tier mismatches on top
 ]
 
 

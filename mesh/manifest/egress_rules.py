@@ -9,6 +9,7 @@ mesh hosts), and returns its own problems to report with theirs. Every rule poin
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 from collections import Counter
 from collections.abc import Iterator
@@ -178,7 +179,7 @@ def _check_calls(raw: RawManifest, fleet: schema.Fleet, outside: set[str]) -> It
     for _, (s, i, external) in _external_calls(raw, fleet):
         entry = raw.services[s]
         service, at, call = entry.service, entry.origin, entry.service.calls[i]
-        if not external.all_workloads and service.tier not in external.tiers:
+        if not external.all_workloads and service.tier not in external.tiers and service.tier in fleet.tiers:
             yield at.problem(f"tier {service.tier!r} may not call external {external.name!r} ({call.host}; "
                              f"externals {external.name}.tiers: [{', '.join(external.tiers)}])",
                              "external-tier", "calls", i, "host")
@@ -190,6 +191,11 @@ def _check_calls(raw: RawManifest, fleet: schema.Fleet, outside: set[str]) -> It
     for entry in raw.services:
         for i, call in enumerate(entry.service.calls):
             if call.host in outside and _match(fleet, call.host) is None:
+                # A mesh host with a typo in its domain lands here: offer the mesh host it resembles.
+                close = difflib.get_close_matches(call.host, sorted(s.service.host for s in raw.services), n=1,
+                                                  cutoff=0.9)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
                 yield entry.origin.problem(
                     f"{call.host} is outside the mesh and not an approved external destination; the platform "
-                    "approves destinations in fleet.yaml `externals`", "external-not-approved", "calls", i, "host")
+                    f"approves destinations in fleet.yaml `externals`{hint}", "external-not-approved", "calls", i,
+                    "host")

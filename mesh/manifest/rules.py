@@ -353,7 +353,8 @@ def _check_locations(raw: RawManifest, fleet: schema.Fleet) -> Iterator[Problem]
                 "unknown-service", name, key=True,
             )
             continue
-        yield from _check_service_locations(services[name].service, locations, clusters, at.at(name))
+        yield from _check_service_locations(services[name].service, locations, clusters, at.at(name),
+                                            set(fleet.tiers))
     if not raw.locations_complete:
         return  # the file itself is unusable and reported so: no service can be said to lack a location
     for name, entry in services.items():
@@ -374,6 +375,7 @@ def _check_service_locations(
     locations: list[schema.Location],
     clusters: dict[str, schema.Cluster],
     at: Origin,
+    tiers: set[str],
 ) -> Iterator[Problem]:
     if not locations:
         yield at.problem(f"service {service.name!r} lists no cluster", "no-location")
@@ -390,7 +392,7 @@ def _check_service_locations(
                 f"unknown cluster {location.cluster!r}{_hint(location.cluster, clusters, 'clusters')}",
                 "unknown-cluster", i, "cluster",
             )
-        elif cluster.tier != service.tier:
+        elif cluster.tier != service.tier and service.tier in tiers:  # an unknown tier is reported once
             yield at.problem(
                 f"service {service.name!r} is in tier {service.tier!r} but cluster "
                 f"{cluster.name!r} is in tier {cluster.tier!r}",
