@@ -358,15 +358,46 @@ def _shards(args: argparse.Namespace) -> int:
 
     limit = args.limit or STACK_RESOURCE_LIMIT
     world = _load(args.path).world
-    proposal = shards.propose(world, compile_fleet(world), args.by, limit)
+    compiled = compile_fleet(world)
+    proposal = shards.propose(world, compiled, args.by, limit)
     print(shards.report(proposal, limit, args.by))
     if args.write:
         project, config, _ = preview.read_stack_config(Path("."), args.stack)
+        base = json_config(config)
+        if "mesh:rootCaCertificate" not in base:
+            print(f"note: {args.stack} sets no mesh:rootCaCertificate; every shard needs the fleet's shared root "
+                  "(mesh:rootCaCertificate, and mesh:rootCaKey as a secret) before it can run", file=sys.stderr)
         args.write.mkdir(parents=True, exist_ok=True)
-        for name, text in shards.stack_files(proposal, json_config(config), args.org, project, args.stack).items():
+        before = {path.name.removeprefix("Pulumi.").removesuffix(".yaml"): json_config(
+            preview.read_stack_config(args.write, path.name.removeprefix("Pulumi.").removesuffix(".yaml"))[1])
+            for path in sorted(args.write.glob(f"Pulumi.{args.stack}-*.yaml"))}
+        moved = shards.moves(shards.existing_layout(before), proposal, compiled, args.stack)
+        files = shards.stack_files(proposal, base, args.org, project, args.stack)
+        for name, text in files.items():
             (args.write / name).write_text(text)
             print(f"wrote {args.write / name}")
+        for stale in sorted(set(f"Pulumi.{stack}.yaml" for stack in before) - set(files)):
+            print(f"note: {args.write / stale} is no longer proposed: once its objects moved (state-moves.sh), "
+                  "remove that stack (`pulumi stack rm`) and its file", file=sys.stderr)
+        if moved:
+            _write_moves(args.write / "state-moves.sh", moved, project)
     return 1 if any(s.over(limit) for s in proposal) else 0
+
+
+def _write_moves(path: Path, moved: Sequence[Any], project: str) -> None:
+    """Objects a new split gives to another stack: moving their state keeps them in place. Applied
+    instead, the gaining stack's create fails (the object exists) and the losing stack's delete
+    removes it, so either order loses something for a while."""
+    lines = ["#!/bin/sh", "# Written by `mesh shards --write`: the moves from the stack files it replaced to the new",
+             "# ones. Run it before `pulumi up` on any stack it names, and before the next `mesh shards --write`.",
+             "set -eu"]
+    for move in moved:
+        count = len(move.names)
+        print(f"{count:,} of {move.cluster}'s mesh objects move from {move.source} to {move.dest}", file=sys.stderr)
+        lines.append(f"pulumi state move --yes --source {move.source} --dest {move.dest} \\")
+        lines += [f"  '{urn}' \\" for urn in move.urns(project)[:-1]] + [f"  '{move.urns(project)[-1]}'"]
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}: move their state with it before `pulumi up` (see README, Sharding)", file=sys.stderr)
 
 
 def json_config(config: dict[str, str]) -> dict[str, Any]:

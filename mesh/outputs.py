@@ -12,10 +12,12 @@ bumps `schemaVersion`. `kubeconfigs` is a Pulumi secret: without `--show-secrets
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from mesh.model import World
 
 # 2: istioRevision is the revision label (1-31-1), no longer the version; istioVersion holds that.
 SCHEMA_VERSION = 2
@@ -52,6 +54,9 @@ class ClusterOutput(_Output):
     istio_revision: str = Field(description="Its revision label (`istio.io/rev`), e.g. 1-31-1.")
     istio_revisions: list[str] = Field(description="Every istiod revision installed (two during a canary upgrade).")
     managed: bool = Field(description="Whether this stack manages the cluster (shards manage a subset).")
+    mesh_config_parts: int = Field(
+        default=1, description="Into how many stacks the cluster's mesh config is split (`mesh:meshConfigPart`); "
+        "this stack holds part 1.")
 
 
 class PortOutput(_Output):
@@ -67,6 +72,13 @@ class ServiceOutput(_Output):
     clusters: list[str] = Field(description="Clusters the service runs in.")
 
 
+class MeshConfigPartOutput(_Output):
+    cluster: str
+    part: int
+    of: int
+    objects: int = Field(description="Mesh objects this part holds.")
+
+
 class StackOutputs(_Output):
     schema_version: Literal[2] = 2
     clusters: dict[str, ClusterOutput] = Field(description="Clusters this stack manages, by name.")
@@ -78,6 +90,21 @@ class StackOutputs(_Output):
         description="The same, as network -> region -> addresses: a shard admits only the regions that call it.")
     root_ca_certificate: str = Field(description="PEM of the mesh root CA (public).")
     kubeconfigs: dict[str, str] | str = Field(description="Per-cluster kubeconfig (secret).")
+    mesh_config_part: MeshConfigPartOutput | None = Field(
+        default=None, description="Set by a stack that holds only part 2+ of one cluster's mesh config (it manages "
+        "no cluster: `clusters` is empty).")
+
+
+def services_output(world: World) -> dict[str, Any]:
+    """The `services` output: every service of the fleet, whichever stack exports it."""
+    return {
+        s.name: {
+            "host": s.host, "namespace": s.namespace,
+            "ports": [{"name": p.name, "number": p.number, "protocol": p.protocol} for p in s.ports],
+            "clusters": list(world.clusters_of(s.name)),
+        }
+        for s in world.services.values()
+    }
 
 
 def json_schema() -> dict[str, object]:

@@ -11,8 +11,8 @@ cloud knows (IPs, endpoints, certificates) appear as `<computed>`. What the prog
 answered as follows, and said so in the output: project numbers are derived from the project id
 (marked fakes: the real ones come from Resource Manager); a pinned external east-west address is
 taken to be reserved under its conventional name (`<cluster>-eastwest`), as the fleet file promises;
-another shard's outputs (`mesh:peerStacks`) are what previewing that shard's own `Pulumi.<stack>.yaml`
-here exports.
+another shard's outputs (`mesh:peerStacks`) are derived from that shard's own `Pulumi.<stack>.yaml`
+here (`mesh.peer_outputs`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from google.protobuf import json_format  # type: ignore[import-untyped]
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.stack import wait_for_rpcs
 
-COMPUTED = "<computed>"
+from mesh.peer_outputs import COMPUTED as COMPUTED  # re-exported: part of what a preview shows
+from mesh.peer_outputs import peer_outputs
+
 PROGRESS_EVERY = 250
 SECRET = "[secret]"
 SECRET_PLACEHOLDER = "[secure value: decrypted only by the Pulumi CLI]"
@@ -263,57 +265,12 @@ class _WarningsToStderr(logging.Logger):
         print(f"warning: {msg}", file=sys.stderr)
 
 
-def run(project_dir: Path, stack: str, _seen: tuple[str, ...] = (), progress: bool = False) -> PreviewResult:
+def run(project_dir: Path, stack: str, progress: bool = False) -> PreviewResult:
     project, config, secrets = read_stack_config(project_dir, stack)
     program = project_dir / "__main__.py"
     world = OfflineWorld(reservations=assumed_reservations(project_dir, config),
-                         stack_outputs=_peer_outputs(project_dir, config, (*_seen, stack)))
+                         stack_outputs=peer_outputs(project_dir, config, read_stack_config))
     return asyncio.run(_run(program, project, stack, config, secrets, world, progress))
-
-
-def _peer_outputs(project_dir: Path, config: Mapping[str, str], seen: tuple[str, ...]) -> dict[str, Any]:
-    """Each `mesh:peerStacks` entry previewed from its own stack file here, for its outputs.
-
-    Shards usually call each other both ways; a peer that refers back to a stack already being
-    previewed sees that stack's clusters with the addresses a preview cannot know (`<computed>`,
-    pinned internal ones excepted), which is what previewing it would export."""
-    peers = json.loads(config.get("mesh:peerStacks", "[]"))
-    if not isinstance(peers, list):
-        return {}  # the program reports the bad value with its key
-    outputs = {}
-    for reference in peers:
-        peer = str(reference).rsplit("/", 1)[-1]
-        if not (project_dir / f"Pulumi.{peer}.yaml").is_file():
-            continue  # the program's stack reference then fails, naming it
-        if peer in seen:
-            outputs[str(reference)] = _outputs_in_cycle(project_dir, peer)
-        else:
-            outputs[str(reference)] = run(project_dir, peer, seen).outputs
-    return outputs
-
-
-def _outputs_in_cycle(project_dir: Path, stack: str) -> dict[str, Any]:
-    from mesh.manifest import ManifestError, load
-
-    _, config, _ = read_stack_config(project_dir, stack)
-    try:
-        world = load(_manifest_path(project_dir, config)).world
-    except (ManifestError, OSError):
-        return {}
-    managed = json.loads(config.get("mesh:clusters", "null")) or list(world.clusters)
-    clusters = {}
-    for name in managed:
-        spec = world.clusters.get(name)
-        pinned = spec.east_west if spec is not None and spec.east_west else None
-        clusters[name] = {"managed": True, "eastWest": {
-            "external": (pinned.external if pinned else None) or COMPUTED,
-            "internal": (pinned.internal if pinned else None) or COMPUTED}}
-    regions: dict[str, dict[str, list[str]]] = {}
-    for name in managed:
-        spec = world.clusters.get(name)
-        if spec is not None:
-            regions.setdefault(spec.network, {})[spec.region] = [COMPUTED]
-    return {"clusters": clusters, "natAddresses": [COMPUTED], "natAddressesByRegion": regions}
 
 
 def _manifest_path(project_dir: Path, config: Mapping[str, str]) -> Path:

@@ -586,17 +586,17 @@ def test_an_external_gateway_admits_only_the_nat_of_its_remote_callers() -> None
 def test_a_cluster_nobody_outside_its_vpc_calls_gets_no_external_load_balancer(tmp_path: Path) -> None:
     from mesh.infra import plan as planning
 
-    original = planning._remote_callers
+    original = planning.remote_callers
 
     def quiet_data(world: object, managed: set[str]) -> dict[str, tuple[tuple[str, str], ...]]:
         found = original(world, managed)  # type: ignore[arg-type]
         return {**found, "data-usw1-a": ()}
 
-    planning._remote_callers = quiet_data  # type: ignore[assignment]
+    planning.remote_callers = quiet_data  # type: ignore[assignment]
     try:
         result = preview.run(_project(tmp_path, {}), "test")
     finally:
-        planning._remote_callers = original  # type: ignore[assignment]
+        planning.remote_callers = original  # type: ignore[assignment]
     services = {r.name for r in of_type(result, "kubernetes:core/v1:Service")}
     rules = {r.name for r in of_type(result, "gcp:compute/firewall:Firewall")}
     assert "data-use1-a-eastwest-external" in services and "data-usw1-a-eastwest-external" not in services

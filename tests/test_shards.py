@@ -21,23 +21,46 @@ ROOT_CA = (Path(__file__).parent / "fixtures" / "root-ca.pem").read_text()
 def test_every_proposed_stack_stays_under_the_limit_and_every_cluster_is_in_one() -> None:
     world = load(ROOT / "stacks/prod").world
     compiled = compile_fleet(world)
-    size = shards.sizes(compiled)
+    size = shards.sizes(world, compiled)
     limit = max(size.values()) + 10  # room for the largest cluster, not for two large ones
     for by in shards.KEYS:
         proposal = shards.propose(world, compiled, by, limit)
         assert sorted(c for s in proposal for c in s.clusters) == sorted(world.clusters)
-        assert all(s.resources <= limit and s.resources == sum(size[c] for c in s.clusters) for s in proposal)
+        assert not any(s.split for s in proposal)
+        # A stack reads fewer stacks than the clusters it reads (two of them may share a stack).
+        assert all(s.resources <= min(limit, sum(size[c] for c in s.clusters)) for s in proposal)
     by_region = {s.name: s.clusters for s in shards.propose(world, compiled, "region", limit)}
     assert all(world.clusters[c].region == name.rsplit("-", 1)[0] or world.clusters[c].region == name
                for name, members in by_region.items() for c in members)
 
 
-def test_a_cluster_alone_over_the_limit_is_reported_not_hidden() -> None:
+def test_a_cluster_alone_over_the_limit_has_its_mesh_config_split_into_stacks_under_it() -> None:
     world = load(ROOT / "stacks/prod").world
-    proposal = shards.propose(world, compile_fleet(world), "cluster", limit=100)
-    over = [s for s in proposal if s.over(100)]
-    assert over and all(len(s.clusters) == 1 for s in over)
-    assert "cannot be split yet" in shards.report(proposal, 100, "cluster")
+    compiled = compile_fleet(world)
+    size = shards.sizes(world, compiled)
+    for by in shards.KEYS:
+        proposal = shards.propose(world, compiled, by, limit=100)
+        assert not [s for s in proposal if s.over(100)]
+        assert sorted(c for s in proposal for c in s.clusters) == sorted(world.clusters)
+        split = {c for c, n in size.items() if n > 100}
+        assert split and {s.split.cluster for s in proposal if s.split} == split
+        for cluster in split:
+            held = [s for s in proposal if s.split and s.split.cluster == cluster]
+            assert [s.split.part for s in held if s.split] == list(range(1, len(held) + 1))
+            assert held[0].clusters == (cluster,) and all(s.clusters == () for s in held[1:])
+            assert sum(len(shards.objects_of(s, compiled)) for s in held) == len(compiled[cluster])
+            # A part reads the stack managing its cluster, and nobody reads a part.
+            assert all(held[0].name in s.reads for s in held[1:])
+            assert not [s for s in proposal for r in s.reads if r in {h.name for h in held[1:]}]
+    report = shards.report(shards.propose(world, compiled, "cluster", limit=100), 100, "cluster")
+    assert "core-use1-a-part-2" in report and "mesh config part 2 of 2" in report
+
+
+def test_a_cluster_no_split_brings_under_the_limit_is_reported_not_hidden() -> None:
+    world = load(ROOT / "stacks/prod").world
+    proposal = shards.propose(world, compile_fleet(world), "cluster", limit=62)  # its infrastructure alone is 60
+    assert [s for s in proposal if s.over(62)] and not [s for s in proposal if s.split]
+    assert "no split into up to 32 parts fits" in shards.report(proposal, 62, "cluster")
 
 
 def test_the_written_stacks_preview_as_shards_that_read_each_other(tmp_path: Path) -> None:
@@ -72,7 +95,8 @@ def test_the_commands_print_and_exit_by_what_they_found(tmp_path: Path) -> None:
 
     fits = mesh("shards", "--by", "region")
     assert fits.returncode == 0 and "3 stacks by region" in fits.stdout
-    assert mesh("shards", "--by", "cluster", "--limit", "100").returncode == 1  # some cluster alone is over
+    assert mesh("shards", "--by", "cluster", "--limit", "100").returncode == 0  # split to fit
+    assert mesh("shards", "--by", "cluster", "--limit", "62").returncode == 1  # cannot fit
     written = mesh("shards", "--write", str(tmp_path))
     assert written.returncode == 0 and len(list(tmp_path.glob("Pulumi.prod-*.yaml"))) == 3
     size = mesh("size", "--format", "json")

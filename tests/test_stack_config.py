@@ -78,6 +78,15 @@ CASES = [
      "'prod' is not a stack name org/project/stack"),
     ("bad-chart-repository", "  mesh:chartRepository: http://charts\n", 5, "mesh:chartRepository",
      "is not an https:// or oci:// address"),
+    ("part-beyond-of", "  mesh:meshConfigPart: {cluster: a, part: 3, of: 2}\n", 5, "mesh:meshConfigPart.of",
+     "part 3 of 2 does not exist"),
+    ("part-one-elsewhere", "  mesh:meshConfigPart: {cluster: a, part: 1, of: 2}\n", 5, "mesh:meshConfigPart",
+     "part 1 is held by the stack managing a: set mesh:clusters to [a] alone"),
+    ("part-with-clusters", "  mesh:clusters: [a]\n  mesh:meshConfigPart: {cluster: a, part: 2, of: 2}\n", 6,
+     "mesh:meshConfigPart", "manages no cluster: remove mesh:clusters"),
+    ("part-without-peers", "  mesh:meshConfigPart: {cluster: a, part: 2, of: 2}\n", 5, "mesh:meshConfigPart",
+     "list that stack in mesh:peerStacks"),
+    ("part-as-string", "  mesh:meshConfigPart: a/2\n", 5, "mesh:meshConfigPart", "must be a mapping"),
     ("duplicate-key", "  mesh:manifest: other\n", 5, "<document>", "duplicate key 'mesh:manifest'"),
     ("yaml-syntax", "  mesh:clusters: [a\n", 5, "<document>", "this '[' is never closed"),
     ("yaml-1.1-scalar", "  gcp:disable: on\n", 5, "<document>", "'on' is the boolean true in YAML 1.1"),
@@ -152,3 +161,10 @@ def test_the_program_decodes_json_lists(runtime_config: object) -> None:
 
 def test_pem_check_accepts_the_fixture_root() -> None:
     assert check_pem_certificate(ROOT_CA) == ROOT_CA
+
+
+def test_the_program_decodes_a_json_object(runtime_config: object) -> None:
+    pulumi.runtime.set_all_config({"mesh:istioVersion": "1.31.1", "mesh:clusters": '["core-use1-a"]',
+                                   "mesh:meshConfigPart": '{"cluster": "core-use1-a", "part": 1, "of": 3}'}, [])
+    part = parse_stack_config(read_config()).mesh_config_part
+    assert part is not None and (part.cluster, part.part, part.of) == ("core-use1-a", 1, 3)

@@ -8,25 +8,30 @@ config. Other shards' addresses come from their stack outputs (`mesh:peerStacks`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
+from pulumi import RunError
 
 from mesh.infra.control_plane import ChartSource, ControlPlaneArgs, IngressArgs, IstioControlPlane, revision_label
 from mesh.infra.gke import ClusterArgs, GkeCluster, binary_authorization_policy, location_of
 from mesh.infra.mesh_config import MeshConfig
 from mesh.infra.network import FleetNetwork, NetworkArgs, google_apis_domain
+from mesh.infra.part_stack import declare_part
+from mesh.infra.peers import addresses_of, peer_outputs
 from mesh.infra.pki import MeshPki, ProvidedRoot
 from mesh.infra.plan import STACK_RESOURCE_LIMIT, Plan, first_of_project, image_projects
 from mesh.infra.projects import ProjectApis
 from mesh.infra.shared_vpc import SharedVpc, host_of, owners
-from mesh.model import World, address_placeholder
-from mesh.outputs import SCHEMA_VERSION
-from mesh.render import unresolved_addresses
+from mesh.model import World
+from mesh.outputs import SCHEMA_VERSION, services_output
 
 
 def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
+    if plan.holds_part_only:
+        declare_part(plan)
+        return
     world, config = plan.world, plan.config
     fleet = world.fleet
     estimate = plan.estimated_resources
@@ -43,12 +48,12 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
     root = ProvidedRoot(config.root_ca_certificate, root_key) if config.root_ca_certificate and root_key else None
     pki = MeshPki("mesh-pki", fleet.trust_domain, list(plan.clusters), root)
     networks = _networks(plan, apis)
-    peers = _peer_outputs(plan)
+    peers = peer_outputs(plan)
     nat = [address for network in networks.values() for address in network.nat_addresses]
     sources = {name: _east_west_sources(plan, name, networks, peers["nat_by_region"]) for name in plan.clusters}
     for network in networks.values():
         network.firewalls(sources, config.ingress_source_ranges)
-    addresses = _addresses(plan, networks, peers["clusters"])
+    addresses = addresses_of(plan, networks, peers["clusters"])
     exported: dict[str, Any] = {}
     kubeconfigs: dict[str, pulumi.Output[str]] = {}
     for name in plan.clusters:
@@ -91,10 +96,13 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
             "egress": network.nat_by_region.get(spec.region) if name in plan.egress_clusters else None,
             "istioVersion": config.istio_version, "istioRevision": plan.revision,
             "istioRevisions": [revision_label(v) for v in config.installed_versions], "managed": True,
+            # Read by the stacks holding the other parts; known once istiod is applied, so that
+            # they never apply objects its webhook cannot validate yet.
+            "meshConfigParts": _after(control_plane.ready, _parts_of(plan, name)),
         }
     pulumi.export("schemaVersion", SCHEMA_VERSION)
     pulumi.export("clusters", exported)
-    pulumi.export("services", _services(world))
+    pulumi.export("services", services_output(world))
     pulumi.export("natAddresses", pulumi.Output.all(*nat).apply(sorted))
     pulumi.export("natAddressesByRegion", {
         name: {region: pulumi.Output.all(*addresses).apply(sorted)
@@ -102,6 +110,14 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
         for name, network in networks.items() if network.nat_by_region})
     pulumi.export("rootCaCertificate", pki.root_certificate)
     pulumi.export("kubeconfigs", pulumi.Output.secret(kubeconfigs))
+
+
+def _after(resources: list[pulumi.Resource], value: int) -> pulumi.Output[int]:
+    return pulumi.Output.all(*(r.urn for r in resources)).apply(lambda _: value)
+
+
+def _parts_of(plan: Plan, cluster: str) -> int:
+    return plan.part.of if plan.part is not None and plan.part.cluster == cluster else 1
 
 
 def _networks(plan: Plan, apis: ProjectApis) -> dict[str, FleetNetwork]:
@@ -137,9 +153,9 @@ def _east_west_sources(plan: Plan, name: str, networks: Mapping[str, FleetNetwor
         if wanted and not found and not extra:  # hand-set mesh:eastWestSourceRanges may stand in for NAT
             callers = ", ".join(f"{n}/{r}" for n, r in wanted[:5]) + (f" and {len(wanted) - 5} more" if len(wanted) > 5
                                                                         else "")
-            raise ValueError(f"{name} is called from {callers}, but no NAT address is known for them (neither this "
-                             "stack nor mesh:peerStacks owns their NAT, and mesh:eastWestSourceRanges is empty): its "
-                             "external east-west load balancer would admit nobody, or everybody")
+            raise RunError(f"{name} is called from {callers}, but no NAT address is known for them (neither this "
+                           "stack nor mesh:peerStacks owns their NAT, and mesh:eastWestSourceRanges is empty): its "
+                           "external east-west load balancer would admit nobody, or everybody")
         return sorted({*extra, *(f"{ip}/32" for ip in found)})
 
     return pulumi.Output.all(peer_nat, *own).apply(ranges)
@@ -156,61 +172,3 @@ def _internal_sources(world: World, cluster: str) -> list[str]:
     network = world.clusters[cluster].network
     return sorted(r for peer in world.clusters.values() if peer.network == network and peer.name != cluster
                   and peer.ip_ranges is not None for r in (peer.ip_ranges.nodes, peer.ip_ranges.pods))
-
-
-def _peer_outputs(plan: Plan) -> dict[str, pulumi.Output[Any]]:
-    """The other shards' clusters (by name) and NAT addresses, from their stack outputs."""
-    references = [pulumi.StackReference(stack) for stack in plan.config.peer_stacks]
-    clusters = pulumi.Output.all(*[r.get_output("clusters") for r in references]).apply(
-        lambda values: {name: c for value in values for name, c in (value or {}).items() if c.get("managed")})
-    nat_by_region = pulumi.Output.all(*[r.get_output("natAddressesByRegion") for r in references]).apply(_merged)
-    return {"clusters": clusters, "nat_by_region": nat_by_region}
-
-
-def _merged(values: list[Any]) -> dict[str, dict[str, list[str]]]:
-    """network -> region -> NAT addresses, over every peer shard's output."""
-    out: dict[str, dict[str, list[str]]] = {}
-    for value in values:
-        for network, regions in (value or {}).items():
-            for region, addresses in regions.items():
-                out.setdefault(network, {}).setdefault(region, []).extend(addresses)
-    return out
-
-
-def _addresses(plan: Plan, networks: Mapping[str, FleetNetwork],
-               peer_clusters: pulumi.Output[Any]) -> dict[str, pulumi.Input[str]]:
-    """Every east-west placeholder the compiled objects may hold, and the address behind it."""
-    addresses: dict[str, pulumi.Input[str]] = {}
-    for name in plan.clusters:
-        east_west = networks[plan.world.clusters[name].network].east_west[name]
-        addresses[address_placeholder(name, "external")] = east_west.external
-        if east_west.internal is not None:
-            addresses[address_placeholder(name, "internal")] = east_west.internal
-    for placeholder in unresolved_addresses(plan.compiled):
-        if placeholder not in addresses:  # a cluster another shard manages
-            addresses[placeholder] = peer_clusters.apply(_peer_lookup(plan, placeholder))
-    return addresses
-
-
-def _peer_lookup(plan: Plan, placeholder: str) -> Callable[[Mapping[str, Any]], str]:
-    name, kind = placeholder.split(".")[:2]
-    return lambda clusters: _peer_address(plan, clusters, name, kind)
-
-
-def _peer_address(plan: Plan, clusters: Mapping[str, Any], name: str, kind: str) -> str:
-    address = ((clusters.get(name) or {}).get("eastWest") or {}).get(kind)
-    if not address:
-        raise ValueError(f"no stack in mesh:peerStacks ({', '.join(plan.config.peer_stacks) or 'none'}) exports "
-                         f"the {kind} east-west address of {name}, which clusters of this stack call")
-    return str(address)
-
-
-def _services(world: World) -> dict[str, Any]:
-    return {
-        s.name: {
-            "host": s.host, "namespace": s.namespace,
-            "ports": [{"name": p.name, "number": p.number, "protocol": p.protocol} for p in s.ports],
-            "clusters": list(world.clusters_of(s.name)),
-        }
-        for s in world.services.values()
-    }

@@ -26,6 +26,13 @@ def resource_name(cluster: str, obj: Mapping[str, Any]) -> str:
     return "/".join(p for p in (cluster, obj["kind"], metadata.get("namespace", ""), metadata["name"]) if p)
 
 
+def resource_type(obj: Mapping[str, Any]) -> str:
+    """The Pulumi type an object is registered as (what its URN holds)."""
+    if obj["kind"] == "Namespace":
+        return "kubernetes:core/v1:Namespace"
+    return f"kubernetes:{obj['apiVersion']}:{obj['kind']}"
+
+
 def substitute(value: Any, addresses: Mapping[str, pulumi.Input[str]]) -> Any:
     """A copy of `value` with every address placeholder replaced by its reserved address."""
     if isinstance(value, str) and value.endswith(PLACEHOLDER_SUFFIX):

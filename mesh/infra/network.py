@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+from pulumi import RunError
 
 from mesh.infra.node_pools import max_nodes
 from mesh.infra.projects import ProjectApis
@@ -204,8 +205,8 @@ class FleetNetwork(pulumi.ComponentResource):
 
         def checked(address: str) -> str:
             if address != pinned:
-                raise ValueError(f"fleet file pins {cluster.name}'s external east-west address {pinned}, but the "
-                                 f"reservation {cluster.project}/{cluster.region}/{name} holds {address}")
+                raise RunError(f"fleet file pins {cluster.name}'s external east-west address {pinned}, but the "
+                               f"reservation {cluster.project}/{cluster.region}/{name} holds {address}")
             return address
 
         return found.address.apply(checked)

@@ -14,10 +14,11 @@ from typing import Any
 
 from mesh.compile import CompileOptions, compile_fleet, egress
 from mesh.compile.context import ClusterContext
+from mesh.infra import parts
 from mesh.infra.apis import CLUSTER_PROJECT_APIS, NETWORK_PROJECT_APIS
 from mesh.infra.control_plane import revision_label
 from mesh.infra.shared_vpc import SharedVpcPlan, plan_shared_vpc
-from mesh.infra.stack_config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
+from mesh.infra.stack_config import CONFIG_NAMESPACE, MeshConfigPart, StackConfig, parse_stack_config
 from mesh.manifest import load
 from mesh.model import World, address_placeholder
 from mesh.render import unresolved_addresses
@@ -27,6 +28,9 @@ STACK_RESOURCE_LIMIT = 3000
 # Infrastructure a cluster brings besides its mesh objects (GKE, pools, IAM, addresses, firewalls,
 # PKI, control plane), from a preview of the example stack; shared networks come on top.
 INFRA_PER_CLUSTER = 60
+# What a stack holding part 2+ of a cluster's mesh config declares besides the objects: the
+# cluster's Kubernetes provider and the mesh config component.
+INFRA_PER_PART = 2
 
 
 class PlanError(Exception):
@@ -48,14 +52,19 @@ class Plan:
     # cluster -> (network, region) of the clusters on other networks that dial its external
     # east-west address: their Cloud NAT addresses, and only theirs, may reach it
     remote_callers: Mapping[str, tuple[tuple[str, str], ...]]
+    # The part of one cluster's mesh config this stack holds (`compiled` is then that part alone);
+    # from part 2 on, the stack manages no cluster (`clusters` is empty).
+    part: MeshConfigPart | None = None
 
     @property
-    def sharded(self) -> bool:
-        return len(self.clusters) < len(self.world.clusters)
+    def holds_part_only(self) -> bool:
+        return self.part is not None and self.part.part > 1
 
     @property
     def estimated_resources(self) -> int:
-        return sum(len(objects) for objects in self.compiled.values()) + INFRA_PER_CLUSTER * len(self.clusters)
+        infra = INFRA_PER_PART if self.holds_part_only else INFRA_PER_CLUSTER * len(self.clusters)
+        references = len(self.config.peer_stacks)
+        return sum(len(objects) for objects in self.compiled.values()) + infra + references
 
     @property
     def revision(self) -> str:
@@ -65,13 +74,16 @@ class Plan:
 def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
     config = parse_stack_config(dict(values))
     world = load(config.manifest).world
+    part = config.mesh_config_part
+    if part is not None and part.cluster not in world.clusters:
+        raise PlanError(f"{CONFIG_NAMESPACE}:meshConfigPart names an unknown cluster: {part.cluster}")
+    if part is not None and part.part > 1:
+        compiled = _compile(config, world, (part.cluster,))
+        return Plan(config, world, (), compiled, plan_shared_vpc(world.fleet, ()), {}, frozenset(), frozenset(), (),
+                    {}, {}, part)
     clusters = tuple(config.clusters or world.clusters)
     _check_clusters(config, world, clusters, has_root_key)
-    # The model is the whole fleet; only this stack's clusters are compiled (and checked).
-    compiled = compile_fleet(world, CompileOptions(revision=revision_label(config.istio_version)), clusters)
-    problems = verify(world, compiled)
-    if problems:
-        raise PlanError("compiled output fails its own checks (a fleet-mesh bug):\n  " + "\n  ".join(problems))
+    compiled = _compile(config, world, clusters)
     _check_addresses_resolvable(config, compiled, clusters)
     managed = set(clusters)
     ingress = frozenset(c for s in world.services.values() if s.ingress for c in world.clusters_of(s.name)
@@ -84,7 +96,20 @@ def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
     return Plan(config, world, clusters, compiled, plan_shared_vpc(world.fleet, clusters),
                 _apis(world, clusters, image_projects(config.allowed_images)), ingress,
                 frozenset(egress.gateway_clusters(world)) & managed,
-                _binary_authorization_owners(world, managed), nat_regions, _remote_callers(world, managed))
+                _binary_authorization_owners(world, managed), nat_regions, remote_callers(world, managed), part)
+
+
+def _compile(config: StackConfig, world: World, clusters: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+    """The model is the whole fleet; only this stack's clusters are compiled (and checked whole,
+    before a part of one is taken)."""
+    compiled = compile_fleet(world, CompileOptions(revision=revision_label(config.istio_version)), clusters)
+    problems = verify(world, compiled)
+    if problems:
+        raise PlanError("compiled output fails its own checks (a fleet-mesh bug):\n  " + "\n  ".join(problems))
+    part = config.mesh_config_part
+    if part is not None:
+        compiled[part.cluster] = parts.select(compiled[part.cluster], part.part, part.of)
+    return compiled
 
 
 def _check_clusters(config: StackConfig, world: World, clusters: tuple[str, ...], has_root_key: bool) -> None:
@@ -154,7 +179,7 @@ def _binary_authorization_owners(world: World, managed: set[str]) -> tuple[str, 
     return tuple(sorted(p for p in projects if first_of_project(world, p) in managed))
 
 
-def _remote_callers(world: World, managed: set[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+def remote_callers(world: World, managed: set[str]) -> dict[str, tuple[tuple[str, str], ...]]:
     """Who dials each managed cluster's external east-west address: a cluster on another network
     that calls one of its services, or publishes one on its ingress (and fails over to it)."""
     found: dict[str, set[tuple[str, str]]] = {name: set() for name in sorted(managed)}
@@ -171,13 +196,15 @@ def _remote_callers(world: World, managed: set[str]) -> dict[str, tuple[tuple[st
     return {name: tuple(sorted(pairs)) for name, pairs in found.items()}
 
 
+def nat_owners(world: World) -> dict[tuple[str, str], str]:
+    """(network, region) -> the cluster (first by name there) whose stack owns that router and NAT."""
+    first: dict[tuple[str, str], str] = {}
+    for cluster in world.clusters.values():  # sorted by name
+        first.setdefault((cluster.network, cluster.region), cluster.name)
+    return first
+
+
 def _nat_regions(world: World, managed: set[str]) -> dict[str, tuple[str, ...]]:
-    """A region's router and NAT on a VPC belong to the stack managing its first cluster there."""
-    out: dict[str, tuple[str, ...]] = {}
-    for network in sorted({world.clusters[c].network for c in managed}):
-        first: dict[str, str] = {}
-        for peer in world.clusters.values():
-            if peer.network == network:
-                first.setdefault(peer.region, peer.name)
-        out[network] = tuple(sorted(region for region, cluster in first.items() if cluster in managed))
-    return out
+    owned = [key for key, cluster in nat_owners(world).items() if cluster in managed]
+    return {network: tuple(sorted(region for n, region in owned if n == network))
+            for network in sorted({world.clusters[c].network for c in managed})}

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
 from mesh.diagnostics import Diagnostic, ManifestError, NodePath, display_path, field_name
+from mesh.infra.parts import MAX_PARTS
 from mesh.manifest import messages
 from mesh.manifest.schema import VALIDATE, Cidr, ClusterName, Strict
 from mesh.manifest.yaml_source import line_of, parse
@@ -103,6 +104,21 @@ StackName = Annotated[str, StringConstraints(pattern=STACK_NAME)]
 PemCertificate = Annotated[str, AfterValidator(check_pem_certificate)]
 
 
+class MeshConfigPart(Strict):
+    cluster: ClusterName
+    part: int = Field(ge=1, le=MAX_PARTS, description="Which part this stack holds; 1 is the stack managing the "
+                                                       "cluster, which also keeps the cluster's shared objects.")
+    of: int = Field(ge=2, le=MAX_PARTS, description="How many parts the cluster's mesh config is split into.")
+
+    @field_validator("of")
+    @classmethod
+    def _part_within(cls, of: int, info: ValidationInfo) -> int:
+        part = info.data.get("part")
+        if part is not None and part > of:
+            raise ValueError(f"part {part} of {of} does not exist")
+        return of
+
+
 class StackConfig(Strict):
     """Every `mesh:` key. Secrets (the provided root CA key) are read separately, as secrets."""
 
@@ -142,6 +158,12 @@ class StackConfig(Strict):
         default_factory=list,
         description="Clusters to be deleted next: their deletion protection (GKE's and Pulumi's) is lifted so that "
                     "removing them from the fleet file in a later change can delete them. They must run no service.")
+    mesh_config_part: MeshConfigPart | None = Field(
+        default=None,
+        description="For a cluster too big for one stack (`mesh shards` proposes this): the part of its mesh config "
+                    "this stack holds. Part 1 is held by the stack managing the cluster (mesh:clusters lists it "
+                    "alone); a stack holding another part manages nothing else, and reads the cluster's endpoint "
+                    "from that stack (mesh:peerStacks).")
 
     @field_validator("clusters", "peer_stacks", "istio_revisions", "allowed_images")
     @classmethod
@@ -160,6 +182,27 @@ class StackConfig(Strict):
                              "namespaces and gateways use it")
         return revisions
 
+    @field_validator("mesh_config_part")
+    @classmethod
+    def _part_fits_stack(cls, part: MeshConfigPart | None, info: ValidationInfo) -> MeshConfigPart | None:
+        if part is None:
+            return part
+        clusters = info.data.get("clusters")
+        if part.part == 1 and clusters != [part.cluster]:
+            raise ValueError(f"part 1 is held by the stack managing {part.cluster}: set {CONFIG_NAMESPACE}:clusters "
+                             f"to [{part.cluster}] alone")
+        if part.part > 1:
+            if clusters is not None:
+                raise ValueError(f"a stack holding part {part.part} of {part.cluster}'s mesh config manages no "
+                                 f"cluster: remove {CONFIG_NAMESPACE}:clusters")
+            if info.data.get("decommission"):
+                raise ValueError(f"a stack holding part {part.part} manages no cluster to decommission: remove "
+                                 f"{CONFIG_NAMESPACE}:decommission")
+            if not info.data.get("peer_stacks"):
+                raise ValueError(f"part {part.part} reads {part.cluster}'s endpoint from the stack managing it: "
+                                 f"list that stack in {CONFIG_NAMESPACE}:peerStacks")
+        return part
+
     @property
     def installed_versions(self) -> tuple[str, ...]:
         return tuple(sorted(self.istio_revisions or [self.istio_version], key=_version_key))
@@ -175,9 +218,10 @@ class StackConfigError(Exception):
 
 SECRET_KEYS = ("rootCaKey",)  # read by the program as secrets, never validated as plain values
 KEYS = (*(field.alias or name for name, field in StackConfig.model_fields.items()), *SECRET_KEYS)
-_LIST_KEYS = frozenset(
+_JSON_KEYS = frozenset(  # lists and objects: Pulumi passes them as JSON strings
     field.alias or name for name, field in StackConfig.model_fields.items()
-    if list in (typing.get_origin(a) for a in (field.annotation, *typing.get_args(field.annotation))))
+    if list in (typing.get_origin(a) for a in (field.annotation, *typing.get_args(field.annotation)))
+    or MeshConfigPart in (field.annotation, *typing.get_args(field.annotation)))
 
 
 def decode_values(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,7 +229,7 @@ def decode_values(raw: Mapping[str, Any]) -> dict[str, Any]:
     A value that is not the JSON it should be stays a string, and validation says what it must be."""
     values = {}
     for key, value in raw.items():
-        if key in _LIST_KEYS and isinstance(value, str):
+        if key in _JSON_KEYS and isinstance(value, str):
             with contextlib.suppress(ValueError):
                 value = json.loads(value)
         values[key] = value
