@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -353,7 +353,7 @@ def _size(args: argparse.Namespace) -> int:
 
 
 def _shards(args: argparse.Namespace) -> int:
-    from mesh import preview, shards
+    from mesh import shards
     from mesh.infra.plan import STACK_RESOURCE_LIMIT
 
     limit = args.limit or STACK_RESOURCE_LIMIT
@@ -361,43 +361,66 @@ def _shards(args: argparse.Namespace) -> int:
     compiled = compile_fleet(world)
     proposal = shards.propose(world, compiled, args.by, limit)
     print(shards.report(proposal, limit, args.by))
-    if args.write:
-        project, config, _ = preview.read_stack_config(Path("."), args.stack)
-        base = json_config(config)
-        if "mesh:rootCaCertificate" not in base:
-            print(f"note: {args.stack} sets no mesh:rootCaCertificate; every shard needs the fleet's shared root "
-                  "(mesh:rootCaCertificate, and mesh:rootCaKey as a secret) before it can run", file=sys.stderr)
-        args.write.mkdir(parents=True, exist_ok=True)
-        before = {path.name.removeprefix("Pulumi.").removesuffix(".yaml"): json_config(
-            preview.read_stack_config(args.write, path.name.removeprefix("Pulumi.").removesuffix(".yaml"))[1])
-            for path in sorted(args.write.glob(f"Pulumi.{args.stack}-*.yaml"))}
-        moved = shards.moves(shards.existing_layout(before), proposal, compiled, args.stack)
-        files = shards.stack_files(proposal, base, args.org, project, args.stack)
-        for name, text in files.items():
-            (args.write / name).write_text(text)
-            print(f"wrote {args.write / name}")
-        for stale in sorted(set(f"Pulumi.{stack}.yaml" for stack in before) - set(files)):
-            print(f"note: {args.write / stale} is no longer proposed: once its objects moved (state-moves.sh), "
-                  "remove that stack (`pulumi stack rm`) and its file", file=sys.stderr)
-        if moved:
-            _write_moves(args.write / "state-moves.sh", moved, project)
+    if args.write and not _write_shards(args, proposal, compiled):
+        return 1
     return 1 if any(s.over(limit) for s in proposal) else 0
 
 
-def _write_moves(path: Path, moved: Sequence[Any], project: str) -> None:
+def _write_shards(args: argparse.Namespace, proposal: Sequence[Any], compiled: Mapping[str, Any]) -> bool:
+    """The stack files, and the state moves from the ones already in the folder; False (nothing
+    written) when a cluster would change stacks with its infrastructure."""
+    from mesh import preview, shards
+    from mesh.infra.stack_config import read_stack_file
+
+    project, config, _ = preview.read_stack_config(Path("."), args.stack)
+    base = json_config(config)
+    before = {path.name.removeprefix("Pulumi.").removesuffix(".yaml"): read_stack_file(path)
+              for path in sorted(args.write.glob(f"Pulumi.{args.stack}-*.yaml"))}
+    layout = shards.existing_layout(before)
+    relocated = shards.cluster_moves(layout, proposal, args.stack)
+    for cluster, source, dest in relocated:
+        print(f"error: {cluster} is managed by {source} and would move to {dest} with its GKE cluster and control "
+              "plane; mesh shards moves only mesh objects between stacks. Choose --by/--limit that keep it where it "
+              "is, or move its state by hand first", file=sys.stderr)
+    if relocated:
+        print("nothing was written.", file=sys.stderr)
+        return False
+    if "mesh:rootCaCertificate" not in base:
+        print(f"note: {args.stack} sets no mesh:rootCaCertificate; every shard needs the fleet's shared root "
+              "(mesh:rootCaCertificate, and mesh:rootCaKey as a secret) before it can run", file=sys.stderr)
+    moved = shards.moves(layout, proposal, compiled, args.stack)
+    args.write.mkdir(parents=True, exist_ok=True)
+    files = shards.stack_files(proposal, base, args.org, project, args.stack)
+    for name, text in files.items():
+        (args.write / name).write_text(text)
+        print(f"wrote {args.write / name}")
+    for stale in sorted({f"Pulumi.{stack}.yaml" for stack in before} - set(files)):
+        print(f"note: {args.write / stale} is no longer proposed: once its objects have moved (state-moves.sh), "
+              "`pulumi destroy` and remove that stack, and delete its file", file=sys.stderr)
+    if moved:
+        _write_moves(args.write / "state-moves.sh", moved, project, set(before))
+    return True
+
+
+def _write_moves(path: Path, moved: Sequence[Any], project: str, existing: set[str]) -> None:
     """Objects a new split gives to another stack: moving their state keeps them in place. Applied
     instead, the gaining stack's create fails (the object exists) and the losing stack's delete
     removes it, so either order loses something for a while."""
     lines = ["#!/bin/sh", "# Written by `mesh shards --write`: the moves from the stack files it replaced to the new",
              "# ones. Run it before `pulumi up` on any stack it names, and before the next `mesh shards --write`.",
              "set -eu"]
+    created = set(existing)
     for move in moved:
-        count = len(move.names)
-        print(f"{count:,} of {move.cluster}'s mesh objects move from {move.source} to {move.dest}", file=sys.stderr)
+        print(f"{len(move.names):,} of {move.cluster}'s mesh objects move from {move.source} to {move.dest}",
+              file=sys.stderr)
+        if move.dest not in created:  # `pulumi state move` needs the destination to exist
+            lines.append(f"pulumi stack init {move.dest}")
+            created.add(move.dest)
         lines.append(f"pulumi state move --yes --source {move.source} --dest {move.dest} \\")
         lines += [f"  '{urn}' \\" for urn in move.urns(project)[:-1]] + [f"  '{move.urns(project)[-1]}'"]
     path.write_text("\n".join(lines) + "\n")
-    print(f"wrote {path}: move their state with it before `pulumi up` (see README, Sharding)", file=sys.stderr)
+    print(f"wrote {path}: move their state with it before `pulumi up` (README: a cluster too big for one stack)",
+          file=sys.stderr)
 
 
 def json_config(config: dict[str, str]) -> dict[str, Any]:

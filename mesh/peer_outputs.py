@@ -17,12 +17,17 @@ from typing import Any
 
 from mesh.diagnostics import ManifestError
 from mesh.infra.control_plane import revision_label
-from mesh.infra.stack_config import CONFIG_NAMESPACE, SECRET_KEYS, StackConfigError, decode_values, parse_stack_config
+from mesh.infra.stack_config import (
+    CONFIG_NAMESPACE,
+    SECRET_KEYS,
+    StackConfigError,
+    decode_values,
+    manifest_path,
+    parse_stack_config,
+)
 from mesh.manifest import load
 from mesh.model import World
-
-COMPUTED = "<computed>"
-
+from mesh.preview import COMPUTED
 
 StackReader = Callable[[Path, str], tuple[str, dict[str, str], list[str]]]
 
@@ -52,7 +57,7 @@ def exports(project_dir: Path, values: Mapping[str, str], worlds: dict[Path, Wor
         config = parse_stack_config(decode_values(plain))
     except StackConfigError:
         return {}  # previewing that stack reports it
-    manifest = Path(config.manifest) if Path(config.manifest).is_absolute() else project_dir / config.manifest
+    manifest = manifest_path(project_dir, config.manifest)
     if manifest not in worlds:
         try:
             worlds[manifest] = load(manifest).world
@@ -61,7 +66,7 @@ def exports(project_dir: Path, values: Mapping[str, str], worlds: dict[Path, Wor
     world = worlds[manifest]
     part = config.mesh_config_part
     root = config.root_ca_certificate or COMPUTED
-    if world is None or (part is not None and part.part > 1):
+    if world is None or (part is not None and part.part_only):
         return {"clusters": {}, "natAddresses": [], "natAddressesByRegion": {}, "rootCaCertificate": root}
     clusters: dict[str, Any] = {}
     regions: dict[str, dict[str, list[str]]] = {}

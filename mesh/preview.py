@@ -35,8 +35,7 @@ from google.protobuf import json_format  # type: ignore[import-untyped]
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.stack import wait_for_rpcs
 
-from mesh.peer_outputs import COMPUTED as COMPUTED  # re-exported: part of what a preview shows
-from mesh.peer_outputs import peer_outputs
+COMPUTED = "<computed>"
 
 PROGRESS_EVERY = 250
 SECRET = "[secret]"
@@ -268,14 +267,17 @@ class _WarningsToStderr(logging.Logger):
 def run(project_dir: Path, stack: str, progress: bool = False) -> PreviewResult:
     project, config, secrets = read_stack_config(project_dir, stack)
     program = project_dir / "__main__.py"
+    from mesh.peer_outputs import peer_outputs
+
     world = OfflineWorld(reservations=assumed_reservations(project_dir, config),
                          stack_outputs=peer_outputs(project_dir, config, read_stack_config))
     return asyncio.run(_run(program, project, stack, config, secrets, world, progress))
 
 
 def _manifest_path(project_dir: Path, config: Mapping[str, str]) -> Path:
-    path = Path(config.get("mesh:manifest", "stacks/prod"))
-    return path if path.is_absolute() else project_dir / path
+    from mesh.infra import stack_config
+
+    return stack_config.manifest_path(project_dir, config.get("mesh:manifest", "stacks/prod"))
 
 
 def assumed_reservations(project_dir: Path, config: Mapping[str, str]) -> dict[tuple[str, str, str], str]:

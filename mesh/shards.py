@@ -218,16 +218,32 @@ class Move:
                 for kind, name in zip(self.types, self.names, strict=True)]
 
 
+def _managers(after: Sequence[Shard], prefix: str) -> dict[tuple[str, int], str]:
+    """(cluster, part) -> the stack a proposal gives it (part 1: the stack managing the cluster)."""
+    out = {(cluster, 1): f"{prefix}-{s.name}" for s in after for cluster in s.clusters}
+    out.update({(s.split.cluster, s.split.part): f"{prefix}-{s.name}" for s in after if s.split})
+    return out
+
+
+def cluster_moves(before: tuple[dict[tuple[str, int], str], dict[str, int]], after: Sequence[Shard],
+                  prefix: str) -> list[tuple[str, str, str]]:
+    """(cluster, from, to) for each cluster the proposal gives another managing stack than today's:
+    its GKE cluster, control plane and share of the networks would move, which is not a state move
+    of mesh objects."""
+    holder = before[0]
+    proposed = sorted(_managers(after, prefix).items())
+    return [(cluster, holder[(cluster, 1)], stack) for (cluster, part), stack in proposed
+            if part == 1 and (cluster, 1) in holder and holder[(cluster, 1)] != stack]
+
+
 def moves(before: tuple[dict[tuple[str, int], str], dict[str, int]], after: Sequence[Shard],
           compiled: Mapping[str, Sequence[Any]], prefix: str) -> list[Move]:
-    """What changes stacks when a cluster's split changes (or a part is renamed): each such object is
-    a delete in one stack and a create in the other unless its state is moved first. Clusters that
-    move stacks whole are not listed: their infrastructure moves with them."""
+    """What changes stacks when a cluster's split changes: each such object is a delete in one stack
+    and a create in the other unless its state is moved first (`cluster_moves` must be empty)."""
     from mesh.infra.mesh_config import resource_name, resource_type
 
     holder, split = before
-    new_holder = {(s.split.cluster if s.split else c, s.split.part if s.split else 1): f"{prefix}-{s.name}"
-                  for s in after for c in (s.clusters or ("",))}
+    new_holder = _managers(after, prefix)
     new_split = {s.split.cluster: s.split.of for s in after if s.split}
     found: dict[tuple[str, str, str], list[Any]] = {}
     for cluster, objects in compiled.items():

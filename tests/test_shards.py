@@ -103,3 +103,30 @@ def test_the_commands_print_and_exit_by_what_they_found(tmp_path: Path) -> None:
     assert size.returncode == 0 and json.loads(size.stdout)["core-use1-b"]["workloads"]["shop"]["hosts"] > 0
     schema = mesh("schema", "outputs")
     assert json.loads(schema.stdout)["properties"]["schemaVersion"]["const"] == 2
+
+
+def test_rewriting_the_stack_files_moves_mesh_objects_but_never_a_cluster(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def mesh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mesh", "shards", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)
+
+    by_region, by_cluster = tmp_path / "region", tmp_path / "cluster"
+    assert mesh("--by", "region", "--write", str(by_region)).returncode == 0
+    before = sorted(p.name for p in by_region.iterdir())
+    refused = mesh("--by", "cluster", "--limit", "100", "--write", str(by_region))
+    assert refused.returncode == 1 and "nothing was written" in refused.stderr
+    assert "core-use1-a is managed by prod-us-east1 and would move to prod-core-use1-a" in refused.stderr
+    assert sorted(p.name for p in by_region.iterdir()) == before  # untouched
+
+    assert mesh("--by", "cluster", "--write", str(by_cluster)).returncode == 0
+    assert not (by_cluster / "state-moves.sh").exists()  # nothing was split, nothing moves
+    split = mesh("--by", "cluster", "--limit", "100", "--write", str(by_cluster))  # the folder has no Pulumi.yaml
+    assert split.returncode == 0, split.stderr
+    script = (by_cluster / "state-moves.sh").read_text().splitlines()
+    init = script.index("pulumi stack init prod-core-use1-a-part-2")  # a move needs its destination to exist
+    assert script[init + 1].startswith("pulumi state move --yes --source prod-core-use1-a "
+                                       "--dest prod-core-use1-a-part-2")
+    assert "objects move from prod-core-use1-a to prod-core-use1-a-part-2" in split.stderr

@@ -81,7 +81,7 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
             if name in plan.ingress_clusters else None,
             egress=name in plan.egress_clusters,
         ), opts=pulumi.ResourceOptions(providers=[gke.provider]))
-        MeshConfig(name, plan.compiled[name], addresses, after=control_plane.ready,
+        mesh_config = MeshConfig(name, plan.compiled[name], addresses, after=control_plane.ready,
                    namespaces=control_plane.namespaces,
                    opts=pulumi.ResourceOptions(providers=[gke.provider]))
         kubeconfigs[name] = gke.kubeconfig
@@ -96,9 +96,11 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
             "egress": network.nat_by_region.get(spec.region) if name in plan.egress_clusters else None,
             "istioVersion": config.istio_version, "istioRevision": plan.revision,
             "istioRevisions": [revision_label(v) for v in config.installed_versions], "managed": True,
-            # Read by the stacks holding the other parts; known once istiod is applied, so that
-            # they never apply objects its webhook cannot validate yet.
-            "meshConfigParts": _after(control_plane.ready, _parts_of(plan, name)),
+            # Read by the stacks holding the other parts; known once istiod and this stack's
+            # Namespaces (mesh-imports among them) are applied, so that a part never applies objects
+            # that istiod's webhook cannot validate yet or whose namespace does not exist.
+            "meshConfigParts": _after([*control_plane.ready, *mesh_config.namespaces.values()],
+                                      _parts_of(plan, name)),
         }
     pulumi.export("schemaVersion", SCHEMA_VERSION)
     pulumi.export("clusters", exported)

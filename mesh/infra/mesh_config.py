@@ -70,4 +70,5 @@ class MeshConfig(pulumi.ComponentResource):
                 resource_name(cluster, obj), api_version=obj["apiVersion"], kind=obj["kind"],
                 metadata=obj["metadata"], spec=substitute(obj.get("spec", {}), addresses),
                 opts=child.merge(pulumi.ResourceOptions(depends_on=depends)))
+        self.namespaces = {name: compiled[name] for name in sorted(compiled)}  # the Namespaces it declares
         self.register_outputs({"objects": len(objects)})

@@ -58,7 +58,7 @@ class Plan:
 
     @property
     def holds_part_only(self) -> bool:
-        return self.part is not None and self.part.part > 1
+        return self.part is not None and self.part.part_only
 
     @property
     def estimated_resources(self) -> int:
@@ -77,10 +77,12 @@ def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
     part = config.mesh_config_part
     if part is not None and part.cluster not in world.clusters:
         raise PlanError(f"{CONFIG_NAMESPACE}:meshConfigPart names an unknown cluster: {part.cluster}")
-    if part is not None and part.part > 1:
+    if part is not None and part.part_only:
         compiled = _compile(config, world, (part.cluster,))
-        return Plan(config, world, (), compiled, plan_shared_vpc(world.fleet, ()), {}, frozenset(), frozenset(), (),
-                    {}, {}, part)
+        return Plan(config=config, world=world, clusters=(), compiled=compiled,
+                    shared_vpc=plan_shared_vpc(world.fleet, ()), apis={}, ingress_clusters=frozenset(),
+                    egress_clusters=frozenset(), binary_authorization=(), nat_regions={}, remote_callers={},
+                    part=part)
     clusters = tuple(config.clusters or world.clusters)
     _check_clusters(config, world, clusters, has_root_key)
     compiled = _compile(config, world, clusters)
@@ -92,11 +94,12 @@ def prepare(values: Mapping[str, Any], has_root_key: bool) -> Plan:
         raise PlanError(f"{', '.join(sorted(ingress))} run ingress: true services, so they get an ingress gateway "
                         f"whose load balancer needs {CONFIG_NAMESPACE}:ingressSourceRanges (e.g. your CDN's egress "
                         "ranges): an empty list would leave it open to every address")
-    nat_regions = _nat_regions(world, managed)
-    return Plan(config, world, clusters, compiled, plan_shared_vpc(world.fleet, clusters),
-                _apis(world, clusters, image_projects(config.allowed_images)), ingress,
-                frozenset(egress.gateway_clusters(world)) & managed,
-                _binary_authorization_owners(world, managed), nat_regions, remote_callers(world, managed), part)
+    return Plan(config=config, world=world, clusters=clusters, compiled=compiled,
+                shared_vpc=plan_shared_vpc(world.fleet, clusters),
+                apis=_apis(world, clusters, image_projects(config.allowed_images)), ingress_clusters=ingress,
+                egress_clusters=frozenset(egress.gateway_clusters(world)) & managed,
+                binary_authorization=_binary_authorization_owners(world, managed),
+                nat_regions=_nat_regions(world, managed), remote_callers=remote_callers(world, managed), part=part)
 
 
 def _compile(config: StackConfig, world: World, clusters: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:

@@ -110,6 +110,11 @@ class MeshConfigPart(Strict):
                                                        "cluster, which also keeps the cluster's shared objects.")
     of: int = Field(ge=2, le=MAX_PARTS, description="How many parts the cluster's mesh config is split into.")
 
+    @property
+    def part_only(self) -> bool:
+        """Part 2+: the stack holds only this part, and manages no cluster."""
+        return self.part > 1
+
     @field_validator("of")
     @classmethod
     def _part_within(cls, of: int, info: ValidationInfo) -> int:
@@ -188,10 +193,10 @@ class StackConfig(Strict):
         if part is None:
             return part
         clusters = info.data.get("clusters")
-        if part.part == 1 and clusters != [part.cluster]:
+        if not part.part_only and clusters != [part.cluster]:
             raise ValueError(f"part 1 is held by the stack managing {part.cluster}: set {CONFIG_NAMESPACE}:clusters "
                              f"to [{part.cluster}] alone")
-        if part.part > 1:
+        if part.part_only:
             if clusters is not None:
                 raise ValueError(f"a stack holding part {part.part} of {part.cluster}'s mesh config manages no "
                                  f"cluster: remove {CONFIG_NAMESPACE}:clusters")
@@ -206,6 +211,11 @@ class StackConfig(Strict):
     @property
     def installed_versions(self) -> tuple[str, ...]:
         return tuple(sorted(self.istio_revisions or [self.istio_version], key=_version_key))
+
+
+def manifest_path(project_dir: Path, manifest: str) -> Path:
+    """`mesh:manifest` as the Pulumi CLI reads it: relative to the project folder."""
+    return Path(manifest) if Path(manifest).is_absolute() else project_dir / manifest
 
 
 def _version_key(version: str) -> tuple[int, ...]:
