@@ -51,10 +51,11 @@ def _preimport() -> None:
 
     import mesh.program  # noqa: F401
 
+    # Naming a lazy subpackage does not load it; reading one of its attributes does.
     for module in (pulumi_gcp.compute, pulumi_gcp.container, pulumi_gcp.projects, pulumi_gcp.serviceaccount,
-                   pulumi_kubernetes.core.v1, pulumi_kubernetes.helm.v3, pulumi_kubernetes.apiextensions,
-                   pulumi_tls.PrivateKey):
-        del module
+                   pulumi_gcp.kms, pulumi_gcp.dns, pulumi_gcp.organizations, pulumi_gcp.binaryauthorization,
+                   pulumi_kubernetes.core.v1, pulumi_kubernetes.helm.v3, pulumi_kubernetes.apiextensions, pulumi_tls):
+        getattr(module, "__all__", None)
 
 
 def _timed(program: Any, config: dict[str, str], secrets: list[str]) -> dict[str, Any]:
@@ -64,9 +65,12 @@ def _timed(program: Any, config: dict[str, str], secrets: list[str]) -> dict[str
     from pulumi.runtime.mocks import MockMonitor
     from pulumi.runtime.stack import wait_for_rpcs
 
+    # The mocks answer lookups from the manifest (pinned reservations): built before the clock
+    # starts, since they stand in for the cloud and are no part of the program's cost.
+    mocks = _mocks(config)
+
     async def go() -> dict[str, Any]:
         pulumi.runtime.set_all_config(config, secrets)
-        mocks = _mocks(config)
         monitor = MockMonitor(mocks)
         pulumi.runtime.set_mocks(mocks, project="fleet-mesh", stack="bench", preview=False, monitor=monitor)
         start = time.perf_counter()
@@ -98,7 +102,7 @@ def _work_floor(fleet: Path, clusters: list[str], count: int) -> dict[str, Any]:
         from mesh.compile import compile_fleet
         from mesh.manifest import load
 
-        compiled = compile_fleet(load(fleet).world)
+        compiled = compile_fleet(load(fleet).world, clusters=clusters)  # what the program compiles
         objects = [o for c in clusters for o in compiled[c]]
         for i in range(count):
             obj = objects[i % len(objects)]

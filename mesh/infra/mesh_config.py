@@ -3,9 +3,10 @@
 Each object becomes one resource named `<cluster>/<Kind>/<namespace>/<name>`, a stable identity, so
 an unrelated change never replaces it. Istio objects wait for the control plane (istiod's webhook
 validates them) and for their namespace (compiled here, or the control plane's own: istio-system and
-the ingress gateway's). Namespaces are never deleted by Pulumi: when a service moves away the
-Namespace leaves the stack, and deleting it would make Kubernetes delete every Deployment, Secret and
-PersistentVolumeClaim the team keeps there; `mesh diff` flags it instead, for a person to clean up.
+the ingress gateway's), and are registered once those have URNs (see `declare_objects`).
+Namespaces are never deleted by Pulumi: when a service moves away the Namespace leaves the stack,
+and deleting it would make Kubernetes delete every Deployment, Secret and PersistentVolumeClaim the
+team keeps there; `mesh diff` flags it instead, for a person to clean up.
 East-west addresses the manifest does not pin are written by the compiler as placeholders; here they
 are replaced by the addresses this stack reserved, or those its peer stacks export.
 """
@@ -60,15 +61,27 @@ class MeshConfig(pulumi.ComponentResource):
                 compiled[obj["metadata"]["name"]] = k8s.core.v1.Namespace(
                     resource_name(cluster, obj), metadata=obj["metadata"],
                     opts=child.merge(pulumi.ResourceOptions(retain_on_delete=True, depends_on=list(after))))
-        for obj in objects:
-            if obj["kind"] == "Namespace":
-                continue
-            namespace = obj["metadata"]["namespace"]
-            depends = ([compiled[namespace]] if namespace in compiled
-                       else [*after, *([control_plane[namespace]] if namespace in control_plane else [])])
-            k8s.apiextensions.CustomResource(
-                resource_name(cluster, obj), api_version=obj["apiVersion"], kind=obj["kind"],
-                metadata=obj["metadata"], spec=substitute(obj.get("spec", {}), addresses),
-                opts=child.merge(pulumi.ResourceOptions(depends_on=depends)))
         self.namespaces = {name: compiled[name] for name in sorted(compiled)}  # the Namespaces it declares
-        self.register_outputs({"objects": len(objects)})
+
+        def declare_objects(_: Any) -> int:
+            for obj in objects:
+                if obj["kind"] == "Namespace":
+                    continue
+                namespace = obj["metadata"]["namespace"]
+                depends = ([compiled[namespace]] if namespace in compiled
+                           else [*after, *([control_plane[namespace]] if namespace in control_plane else [])])
+                k8s.apiextensions.CustomResource(
+                    resource_name(cluster, obj), api_version=obj["apiVersion"], kind=obj["kind"],
+                    metadata=obj["metadata"], spec=substitute(obj.get("spec", {}), addresses),
+                    opts=child.merge(pulumi.ResourceOptions(depends_on=depends)))
+            return len(objects)
+
+        # Registered once every resource they depend on has its URN. With thousands of objects
+        # pending behind the dependency chain (APIs to istiod, a dozen levels), the SDK's
+        # wait_for_rpcs re-waits on every pending output each time one link resolves, and that
+        # cost 1.7x the SDK's floor (bench/registration_factors.py); registered after, 1.1x. A URN
+        # is known in previews too, so `pulumi preview` still shows every object (Pulumi's caution
+        # about resources created in apply is for values a preview does not know), and each
+        # object keeps its explicit depends_on for the engine's ordering.
+        gate = [*after, *control_plane.values(), *compiled.values()]
+        self.register_outputs({"objects": pulumi.Output.all(*(r.urn for r in gate)).apply(declare_objects)})
