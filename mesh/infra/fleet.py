@@ -9,6 +9,7 @@ config. Other shards' addresses come from their stack outputs (`mesh:peerStacks`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -54,54 +55,11 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
     for network in networks.values():
         network.firewalls(sources, config.ingress_source_ranges)
     addresses = addresses_of(plan, networks, peers["clusters"])
+    stack = _StackWide(apis, shared_vpc, policies, pki, networks, sources, addresses)
     exported: dict[str, Any] = {}
     kubeconfigs: dict[str, pulumi.Output[str]] = {}
     for name in plan.clusters:
-        spec = world.clusters[name]
-        network = networks[spec.network]
-        host = host_of(fleet, spec)
-        gke = GkeCluster(name, ClusterArgs(
-            spec=spec, network=network.id, subnetwork=network.subnet_ids[name],
-            release_channel=config.release_channel, authorized_networks=config.master_authorized_networks,
-            apis=apis, after=[*network.subnet_ready[name], *shared_vpc.ready.get((host or "", spec.project), []),
-                              *([policies[spec.project]] if spec.project in policies else [])],
-            decommissioned=name in config.decommission, image_projects=image_projects(config.allowed_images),
-            shared_vpc_owner=_owner_elsewhere(plan, spec),
-            policy_owner=None if spec.project in policies else first_of_project(world, spec.project)))
-        east_west = network.east_west[name]
-        control_plane = IstioControlPlane(name, ControlPlaneArgs(
-            cluster=name, network=world.istio_network(name), mesh_id=fleet.mesh_id, trust_domain=fleet.trust_domain,
-            versions=config.installed_versions, version=config.istio_version,
-            charts=ChartSource(config.chart_repository), ca=pki.clusters[name],
-            size=spec.size or "medium", zonal=len(spec.zones) == 1,
-            external_address=east_west.external, east_west_sources=sources[name],
-            internal_address=east_west.internal, internal_sources=_internal_sources(world, name),
-            ingress=IngressArgs(fleet.ingress_gateway.namespace, fleet.ingress_gateway.service_account,
-                                network.ingress[name], config.ingress_source_ranges)
-            if name in plan.ingress_clusters else None,
-            egress=name in plan.egress_clusters,
-        ), opts=pulumi.ResourceOptions(providers=[gke.provider]))
-        mesh_config = MeshConfig(name, plan.compiled[name], addresses, after=control_plane.ready,
-                   namespaces=control_plane.namespaces,
-                   opts=pulumi.ResourceOptions(providers=[gke.provider]))
-        kubeconfigs[name] = gke.kubeconfig
-        exported[name] = {
-            "name": name, "project": spec.project, "region": spec.region, "location": location_of(spec),
-            "network": spec.network, "istioNetwork": world.istio_network(name), "tier": spec.tier,
-            "endpoint": gke.endpoint, "dnsEndpoint": gke.dns_endpoint,
-            "eastWest": {"external": east_west.external, "internal": east_west.internal},
-            "ingress": network.ingress.get(name),
-            # Calls through the egress gateway leave from the region's Cloud NAT: what the other side
-            # allowlists (None where no gateway runs, or the NAT belongs to another shard).
-            "egress": network.nat_by_region.get(spec.region) if name in plan.egress_clusters else None,
-            "istioVersion": config.istio_version, "istioRevision": plan.revision,
-            "istioRevisions": [revision_label(v) for v in config.installed_versions], "managed": True,
-            # Read by the stacks holding the other parts; known once istiod and this stack's
-            # Namespaces (mesh-imports among them) are applied, so that a part never applies objects
-            # that istiod's webhook cannot validate yet or whose namespace does not exist.
-            "meshConfigParts": _after([*control_plane.ready, *mesh_config.namespaces.values()],
-                                      _parts_of(plan, name)),
-        }
+        exported[name], kubeconfigs[name] = _cluster(plan, name, stack)
     pulumi.export("schemaVersion", SCHEMA_VERSION)
     pulumi.export("clusters", exported)
     pulumi.export("services", services_output(world))
@@ -112,6 +70,68 @@ def declare(plan: Plan, root_key: pulumi.Output[str] | None) -> None:
         for name, network in networks.items() if network.nat_by_region})
     pulumi.export("rootCaCertificate", pki.root_certificate)
     pulumi.export("kubeconfigs", pulumi.Output.secret(kubeconfigs))
+
+
+@dataclass(frozen=True)
+class _StackWide:
+    """What every cluster of the stack is declared against."""
+
+    apis: ProjectApis
+    shared_vpc: SharedVpc
+    policies: Mapping[str, pulumi.Resource]  # project -> its Binary Authorization policy, if declared here
+    pki: MeshPki
+    networks: Mapping[str, FleetNetwork]
+    sources: Mapping[str, pulumi.Output[list[str]] | None]  # who may reach each external east-west gateway
+    addresses: Mapping[str, pulumi.Input[str]]  # east-west placeholder -> address
+
+
+def _cluster(plan: Plan, name: str, stack: _StackWide) -> tuple[dict[str, Any], pulumi.Output[str]]:
+    """One cluster: GKE, its Istio control plane, its mesh config; its entry in `clusters` and its
+    kubeconfig."""
+    world, config, fleet = plan.world, plan.config, plan.world.fleet
+    spec = world.clusters[name]
+    network = stack.networks[spec.network]
+    attachment = stack.shared_vpc.ready.get((host_of(fleet, spec) or "", spec.project), [])
+    policy = [stack.policies[spec.project]] if spec.project in stack.policies else []
+    gke = GkeCluster(name, ClusterArgs(
+        spec=spec, network=network.id, subnetwork=network.subnet_ids[name],
+        release_channel=config.release_channel, authorized_networks=config.master_authorized_networks,
+        apis=stack.apis, after=[*network.subnet_ready[name], *attachment, *policy],
+        decommissioned=name in config.decommission, image_projects=image_projects(config.allowed_images),
+        shared_vpc_owner=_owner_elsewhere(plan, spec),
+        policy_owner=None if spec.project in stack.policies else first_of_project(world, spec.project)))
+    east_west = network.east_west[name]
+    control_plane = IstioControlPlane(name, ControlPlaneArgs(
+        cluster=name, network=world.istio_network(name), mesh_id=fleet.mesh_id, trust_domain=fleet.trust_domain,
+        versions=config.installed_versions, version=config.istio_version,
+        charts=ChartSource(config.chart_repository), ca=stack.pki.clusters[name],
+        size=spec.size or "medium", zonal=len(spec.zones) == 1,
+        external_address=east_west.external, east_west_sources=stack.sources[name],
+        internal_address=east_west.internal, internal_sources=_internal_sources(world, name),
+        ingress=IngressArgs(fleet.ingress_gateway.namespace, fleet.ingress_gateway.service_account,
+                            network.ingress[name], config.ingress_source_ranges)
+        if name in plan.ingress_clusters else None,
+        egress=name in plan.egress_clusters,
+    ), opts=pulumi.ResourceOptions(providers=[gke.provider]))
+    mesh_config = MeshConfig(name, plan.compiled[name], stack.addresses, after=control_plane.ready,
+                             namespaces=control_plane.namespaces, opts=pulumi.ResourceOptions(providers=[gke.provider]))
+    exported = {
+        "name": name, "project": spec.project, "region": spec.region, "location": location_of(spec),
+        "network": spec.network, "istioNetwork": world.istio_network(name), "tier": spec.tier,
+        "endpoint": gke.endpoint, "dnsEndpoint": gke.dns_endpoint,
+        "eastWest": {"external": east_west.external, "internal": east_west.internal},
+        "ingress": network.ingress.get(name),
+        # Calls through the egress gateway leave from the region's Cloud NAT: what the other side
+        # allowlists (None where no gateway runs, or the NAT belongs to another shard).
+        "egress": network.nat_by_region.get(spec.region) if name in plan.egress_clusters else None,
+        "istioVersion": config.istio_version, "istioRevision": plan.revision,
+        "istioRevisions": [revision_label(v) for v in config.installed_versions], "managed": True,
+        # Read by the stacks holding the other parts; known once istiod and this stack's
+        # Namespaces (mesh-imports among them) are applied, so that a part never applies objects
+        # that istiod's webhook cannot validate yet or whose namespace does not exist.
+        "meshConfigParts": _after([*control_plane.ready, *mesh_config.namespaces.values()], _parts_of(plan, name)),
+    }
+    return exported, gke.kubeconfig
 
 
 def _after(resources: list[pulumi.Resource], value: int) -> pulumi.Output[int]:
