@@ -56,32 +56,35 @@ class MeshConfig(pulumi.ComponentResource):
         compiled: dict[str, pulumi.Resource] = {}
         for obj in objects:
             if obj["kind"] == "Namespace":
-                # After istiod, so that an Istio object in it needs to wait for its namespace alone:
-                # every extra dependency of thousands of objects costs registration time.
+                # After istiod: a sidecar-injection label on a namespace means nothing before it.
                 compiled[obj["metadata"]["name"]] = k8s.core.v1.Namespace(
                     resource_name(cluster, obj), metadata=obj["metadata"],
                     opts=child.merge(pulumi.ResourceOptions(retain_on_delete=True, depends_on=list(after))))
         self.namespaces = {name: compiled[name] for name in sorted(compiled)}  # the Namespaces it declares
+        # Everything that can fail is worked out now, so that a mistake stops the program here.
+        declared = []
+        for obj in objects:
+            if obj["kind"] == "Namespace":
+                continue
+            namespace = obj["metadata"]["namespace"]
+            # The engine's ordering (and delete order, --target): each object after its namespace,
+            # which is after istiod; or after istiod and the control plane's own namespace.
+            depends = ([compiled[namespace]] if namespace in compiled
+                       else [*after, *([control_plane[namespace]] if namespace in control_plane else [])])
+            declared.append((resource_name(cluster, obj), obj, substitute(obj.get("spec", {}), addresses), depends))
 
         def declare_objects(_: Any) -> int:
-            for obj in objects:
-                if obj["kind"] == "Namespace":
-                    continue
-                namespace = obj["metadata"]["namespace"]
-                depends = ([compiled[namespace]] if namespace in compiled
-                           else [*after, *([control_plane[namespace]] if namespace in control_plane else [])])
+            for name, obj, spec, depends in declared:
                 k8s.apiextensions.CustomResource(
-                    resource_name(cluster, obj), api_version=obj["apiVersion"], kind=obj["kind"],
-                    metadata=obj["metadata"], spec=substitute(obj.get("spec", {}), addresses),
+                    name, api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"], spec=spec,
                     opts=child.merge(pulumi.ResourceOptions(depends_on=depends)))
             return len(objects)
 
-        # Registered once every resource they depend on has its URN. With thousands of objects
-        # pending behind the dependency chain (APIs to istiod, a dozen levels), the SDK's
-        # wait_for_rpcs re-waits on every pending output each time one link resolves, and that
-        # cost 1.7x the SDK's floor (bench/registration_factors.py); registered after, 1.1x. A URN
-        # is known in previews too, so `pulumi preview` still shows every object (Pulumi's caution
-        # about resources created in apply is for values a preview does not know), and each
-        # object keeps its explicit depends_on for the engine's ordering.
+        # The Istio objects are registered once all of istiod and the Namespaces have URNs. While
+        # thousands of them wait behind the dependency chain (APIs to istiod, a dozen links), the
+        # SDK's wait_for_rpcs starts a wait over every pending output again each time one link
+        # resolves, which dominated registration (bench/registration_factors.py, bench/README.md).
+        # A URN is known in previews too, so `pulumi preview` still shows every object (Pulumi's
+        # caution about resources created in an apply concerns values a preview does not know).
         gate = [*after, *control_plane.values(), *compiled.values()]
         self.register_outputs({"objects": pulumi.Output.all(*(r.urn for r in gate)).apply(declare_objects)})

@@ -43,7 +43,8 @@ def declare_part(plan: Plan) -> None:
         # The same identity as the provider of the cluster's own stack: one cluster, one identity.
         cluster_identifier=f"{spec.project}/{location_of(spec)}/{cluster}",
         enable_server_side_apply=True)
-    # No `after`: istiod is in the other stack, and the provider's kubeconfig already waits for it.
+    # No `after`: istiod is in the other stack. Its export (`_owner`) exists only once an `up` of
+    # that stack applied istiod and the shared Namespaces: the ordering is across runs.
     MeshConfig(cluster, objects, addresses_of(plan, {}, peers["clusters"]), after=[],
                opts=pulumi.ResourceOptions(providers=[provider]))
     pulumi.export("schemaVersion", SCHEMA_VERSION)
