@@ -134,6 +134,9 @@ def test_split_stacks_preview_to_exactly_the_clusters_objects(tmp_path: Path) ->
     owners = next(r for r in owner.registrations if r.type == "pulumi:providers:kubernetes" and r.name == provider.name)
     assert provider.inputs["clusterIdentifier"] == owners.inputs["clusterIdentifier"]
     assert second.outputs["meshConfigPart"] == {"cluster": HUB, "part": 2, "of": 2, "objects": len(held[1])}
+    estimated = next(s for s in shards.propose(WORLD, COMPILED, "cluster", 100) if s.name == f"{HUB}-part-2")
+    # A part's size is exact: its objects, the provider, the component and the stack references.
+    assert len(second.registrations) == estimated.resources
     assert second.outputs["clusters"] == {} and second.outputs["rootCaCertificate"] == ROOT_CA
     typed = StackOutputs.model_validate(second.outputs)  # what consumers parse
     assert typed.mesh_config_part is not None and typed.mesh_config_part.part == 2
