@@ -168,7 +168,8 @@ def _parser() -> argparse.ArgumentParser:
                             help="group clusters by (default: region)")
     shards_cmd.add_argument("--limit", type=int, default=None, help="resources per stack (default: 3,000)")
     shards_cmd.add_argument("--write", type=Path, metavar="DIR",
-                            help="write Pulumi.<prefix>-<shard>.yaml files there, from --stack's config")
+                            help="write Pulumi.<prefix>-<shard>.yaml files there, from --stack's config; clusters "
+                                 "in the files already there keep their stack, and splits their parts")
     shards_cmd.add_argument("--stack", default="prod", help="stack whose config the shards start from")
     shards_cmd.add_argument("--org", default="organization", help="Pulumi organization of the stacks")
     shards_cmd.set_defaults(run=_shards)
@@ -353,31 +354,33 @@ def _size(args: argparse.Namespace) -> int:
 
 
 def _shards(args: argparse.Namespace) -> int:
-    from mesh import shards
+    from mesh import reshard, shards
     from mesh.infra.plan import STACK_RESOURCE_LIMIT
+    from mesh.infra.stack_config import read_stack_file
 
     limit = args.limit or STACK_RESOURCE_LIMIT
     world = _load(args.path).world
     compiled = compile_fleet(world)
-    proposal = shards.propose(world, compiled, args.by, limit)
+    # Stack files already in the folder are kept as they are where possible: a re-run moves little.
+    before = {path.name.removeprefix("Pulumi.").removesuffix(".yaml"): read_stack_file(path)
+              for path in sorted(args.write.glob(f"Pulumi.{args.stack}-*.yaml"))} if args.write else {}
+    layout = reshard.existing_layout(before, args.stack)
+    proposal = shards.propose(world, compiled, args.by, limit, keep=layout)
     print(shards.report(proposal, limit, args.by))
-    if args.write and not _write_shards(args, proposal, compiled):
+    if args.write and not _write_shards(args, proposal, compiled, before, layout):
         return 1
     return 1 if any(s.over(limit) for s in proposal) else 0
 
 
-def _write_shards(args: argparse.Namespace, proposal: Sequence[Any], compiled: Mapping[str, Any]) -> bool:
+def _write_shards(args: argparse.Namespace, proposal: Sequence[Any], compiled: Mapping[str, Any],
+                  before: Mapping[str, Any], layout: Any) -> bool:
     """The stack files, and the state moves from the ones already in the folder; False (nothing
     written) when a cluster would change stacks with its infrastructure."""
-    from mesh import preview, shards
-    from mesh.infra.stack_config import read_stack_file
+    from mesh import preview, reshard, shards
 
     project, config, _ = preview.read_stack_config(Path("."), args.stack)
     base = json_config(config)
-    before = {path.name.removeprefix("Pulumi.").removesuffix(".yaml"): read_stack_file(path)
-              for path in sorted(args.write.glob(f"Pulumi.{args.stack}-*.yaml"))}
-    layout = shards.existing_layout(before)
-    relocated = shards.cluster_moves(layout, proposal, args.stack)
+    relocated = reshard.cluster_moves(layout, proposal, args.stack)
     for cluster, source, dest in relocated:
         print(f"error: {cluster} is managed by {source} and would move to {dest} with its GKE cluster and control "
               "plane; mesh shards moves only mesh objects between stacks. Choose --by/--limit that keep it where it "
@@ -388,7 +391,7 @@ def _write_shards(args: argparse.Namespace, proposal: Sequence[Any], compiled: M
     if "mesh:rootCaCertificate" not in base:
         print(f"note: {args.stack} sets no mesh:rootCaCertificate; every shard needs the fleet's shared root "
               "(mesh:rootCaCertificate, and mesh:rootCaKey as a secret) before it can run", file=sys.stderr)
-    moved = shards.moves(layout, proposal, compiled, args.stack)
+    moved = reshard.moves(layout, proposal, compiled, args.stack)
     args.write.mkdir(parents=True, exist_ok=True)
     files = shards.stack_files(proposal, base, args.org, project, args.stack)
     for name, text in files.items():

@@ -82,30 +82,39 @@ def sizes(world: World, compiled: Mapping[str, Sequence[Any]], reads: Reads | No
             for cluster, objects in compiled.items()}
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Stack files already written (names without the prefix): who holds each cluster's mesh config
+    part ((cluster, 1): the stack managing it), and into how many parts each split cluster is cut."""
+
+    holder: Mapping[tuple[str, int], str] = dataclasses.field(default_factory=dict)
+    split: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    def managing(self) -> dict[str, list[str]]:
+        """Stack -> the clusters it manages, for the stacks that manage any."""
+        out: dict[str, list[str]] = {}
+        for (cluster, part), stack in sorted(self.holder.items()):
+            if part == 1:
+                out.setdefault(stack, []).append(cluster)
+        return out
+
+
 def propose(world: World, compiled: Mapping[str, Sequence[Any]], by: str = "cluster",
-            limit: int = STACK_RESOURCE_LIMIT) -> list[Shard]:
+            limit: int = STACK_RESOURCE_LIMIT, keep: Layout | None = None) -> list[Shard]:
+    """Stacks under `limit`. With `keep` (the stack files already written) every cluster stays in
+    the stack managing it and a split cluster keeps at least its parts, so that a re-run after the
+    fleet grew moves nothing but what must: new clusters fill the room left, or new stacks."""
+    keep = keep or Layout()
     reads = Reads.of(world)
     size = sizes(world, compiled, reads)
-    groups: dict[str, list[str]] = {}
-    for name, spec in world.clusters.items():  # sorted by name
-        key = {"cluster": name, "region": spec.region, "tier": spec.tier}[by]
-        groups.setdefault(key, []).append(name)
     shards: list[Shard] = []
-    for key, members in sorted(groups.items()):
-        bins: list[list[str]] = []
-        oversized = [c for c in members if size[c] > limit]
-        for cluster in sorted(set(members) - set(oversized), key=lambda c: (-size[c], c)):
-            fitting = next((b for b in bins if sum(size[c] for c in b) + size[cluster] <= limit), None)
-            if fitting is None:
-                bins.append([cluster])
-            else:
-                fitting.append(cluster)
-        for i, members_of_bin in enumerate(bins):
-            name = key if len(bins) == 1 else f"{key}-{i + 1}"
-            shards.append(Shard(name, tuple(sorted(members_of_bin)), sum(size[c] for c in members_of_bin)))
-        for cluster in oversized:
+    for name, members in _pack(world, size, by, limit, keep):
+        cluster = members[0]
+        if len(members) == 1 and (size[cluster] > limit or keep.split.get(cluster, 1) > 1):
             references = size[cluster] - len(compiled[cluster]) - INFRA_PER_CLUSTER
-            shards.extend(_split(cluster, compiled[cluster], size[cluster], limit, references))
+            shards.extend(_split(name, cluster, compiled[cluster], limit, references, keep))
+        else:
+            shards.append(Shard(name, tuple(sorted(members)), sum(size[c] for c in members)))
     # Sizes above count a reference per cluster read; the stacks read fewer (one per shard).
     read = peers(shards, compiled, reads)
     return [dataclasses.replace(s, resources=len(objects_of(s, compiled)) + len(read[s.name]) + (
@@ -113,14 +122,53 @@ def propose(world: World, compiled: Mapping[str, Sequence[Any]], by: str = "clus
             for s in shards]
 
 
-def _split(cluster: str, objects: Sequence[Any], size: int, limit: int, references: int) -> list[Shard]:
+def _pack(world: World, size: Mapping[str, int], by: str, limit: int, keep: Layout) -> list[tuple[str, list[str]]]:
+    """(stack, clusters it manages), by name: the kept stacks with their clusters still in the
+    fleet, then the other clusters grouped by `by` and packed first-fit-decreasing, into a kept
+    stack of their group with room or new ones. A cluster over the limit gets a stack alone."""
+    def key_of(cluster: str) -> str:
+        spec = world.clusters[cluster]
+        return {"cluster": cluster, "region": spec.region, "tier": spec.tier}[by]
+
+    bins = {stack: [c for c in clusters if c in world.clusters] for stack, clusters in keep.managing().items()}
+    bins = {stack: members for stack, members in bins.items() if members}
+    placed = {c for members in bins.values() for c in members}
+    groups: dict[str, list[str]] = {}
+    for cluster in world.clusters:  # sorted by name
+        if cluster not in placed:
+            groups.setdefault(key_of(cluster), []).append(cluster)
+    for key, members in sorted(groups.items()):
+        # A stack alone with a cluster over the limit (or split) takes nobody: part 1 stays alone.
+        open_bins = [bins[stack] for stack in sorted(bins) if key_of(bins[stack][0]) == key
+                     and not (len(bins[stack]) == 1 and size[bins[stack][0]] > limit)
+                     and not keep.split.get(bins[stack][0], 1) > 1]
+        fresh: list[list[str]] = []
+        for cluster in sorted(members, key=lambda c: (-size[c], c)):
+            fitting = None if size[cluster] > limit else next(
+                (b for b in [*open_bins, *fresh] if sum(size[c] for c in b) + size[cluster] <= limit), None)
+            if fitting is None:
+                fresh.append([cluster])
+            else:
+                fitting.append(cluster)
+        taken = set(bins)
+        names = iter([key] if len(fresh) == 1 and key not in taken else
+                     (f"{key}-{i}" for i in range(1, len(fresh) + len(taken) + 2) if f"{key}-{i}" not in taken))
+        for members_of_bin in fresh:
+            bins[next(names)] = members_of_bin
+    return sorted(bins.items())
+
+
+def _split(stack: str, cluster: str, objects: Sequence[Any], limit: int, references: int,
+           keep: Layout) -> list[Shard]:
     # A part reads at most what the whole cluster reads, plus the stack managing the cluster.
-    found = parts.parts_needed(objects, limit, INFRA_PER_CLUSTER + references, INFRA_PER_PART + references + 1)
+    found = parts.parts_needed(objects, limit, INFRA_PER_CLUSTER + references, INFRA_PER_PART + references + 1,
+                               fewest=keep.split.get(cluster, 1))
     if found is None:
-        return [Shard(cluster, (cluster,), size)]  # reported as over the limit
+        return [Shard(stack, (cluster,), len(objects) + INFRA_PER_CLUSTER + references)]  # reported as over
     of, part_sizes = found
-    return [Shard(cluster if part == 1 else f"{cluster}-part-{part}", (cluster,) if part == 1 else (),
-                  part_sizes[part - 1], Split(cluster, part, of)) for part in range(1, of + 1)]
+    names = [stack, *(keep.holder.get((cluster, part), f"{cluster}-part-{part}") for part in range(2, of + 1))]
+    return [Shard(names[part - 1], (cluster,) if part == 1 else (), part_sizes[part - 1], Split(cluster, part, of))
+            for part in range(1, of + 1)]
 
 
 def objects_of(shard: Shard, compiled: Mapping[str, Sequence[Any]]) -> list[Any]:
@@ -183,79 +231,10 @@ def report(shards: Sequence[Shard], limit: int, by: str) -> str:
         if shard.split:
             what = (f"{shard.split.cluster}: " if shard.part_only else f"{what}, ") + (
                 f"mesh config part {shard.split.part} of {shard.split.of}")
-        flag = f"  over the limit: no split into up to {parts.MAX_PARTS} parts fits" if shard.over(limit) else ""
+        flag = ""
+        if shard.over(limit):
+            flag = (f"  over the limit: no split into up to {parts.MAX_PARTS} parts fits" if len(shard.clusters) < 2
+                    else "  over the limit: its clusters are kept together (moving one to another stack moves its "
+                         "GKE cluster and control plane: do that by hand, then re-run)")
         lines.append(f"  {shard.name:32} {shard.resources:7,}  {what}{flag}")
     return "\n".join(lines)
-
-
-def existing_layout(configs: Mapping[str, Mapping[str, Any]]) -> tuple[dict[tuple[str, int], str], dict[str, int]]:
-    """From stack files already written (stack -> its `mesh:` values): (cluster, part) -> stack, and
-    into how many parts each cluster's mesh config is split."""
-    holder: dict[tuple[str, int], str] = {}
-    split: dict[str, int] = {}
-    for stack, config in sorted(configs.items()):
-        part = config.get("mesh:meshConfigPart")
-        if isinstance(part, dict):
-            holder[(str(part.get("cluster")), int(part.get("part", 1)))] = stack
-            split[str(part.get("cluster"))] = int(part.get("of", 1))
-        for cluster in config.get("mesh:clusters") or []:
-            holder.setdefault((cluster, 1), stack)
-    return holder, split
-
-
-@dataclass(frozen=True)
-class Move:
-    """Mesh objects that a new sharding gives to another stack than the one holding them now."""
-
-    source: str
-    dest: str
-    cluster: str
-    names: tuple[str, ...]  # resource names (`mesh_config.resource_name`)
-    types: tuple[str, ...]  # their Pulumi types, in the same order
-
-    def urns(self, project: str) -> list[str]:
-        return [f"urn:pulumi:{self.source}::{project}::fleet-mesh:mesh:Config${kind}::{name}"
-                for kind, name in zip(self.types, self.names, strict=True)]
-
-
-def _managers(after: Sequence[Shard], prefix: str) -> dict[tuple[str, int], str]:
-    """(cluster, part) -> the stack a proposal gives it (part 1: the stack managing the cluster)."""
-    out = {(cluster, 1): f"{prefix}-{s.name}" for s in after for cluster in s.clusters}
-    out.update({(s.split.cluster, s.split.part): f"{prefix}-{s.name}" for s in after if s.split})
-    return out
-
-
-def cluster_moves(before: tuple[dict[tuple[str, int], str], dict[str, int]], after: Sequence[Shard],
-                  prefix: str) -> list[tuple[str, str, str]]:
-    """(cluster, from, to) for each cluster the proposal gives another managing stack than today's:
-    its GKE cluster, control plane and share of the networks would move, which is not a state move
-    of mesh objects."""
-    holder = before[0]
-    proposed = sorted(_managers(after, prefix).items())
-    return [(cluster, holder[(cluster, 1)], stack) for (cluster, part), stack in proposed
-            if part == 1 and (cluster, 1) in holder and holder[(cluster, 1)] != stack]
-
-
-def moves(before: tuple[dict[tuple[str, int], str], dict[str, int]], after: Sequence[Shard],
-          compiled: Mapping[str, Sequence[Any]], prefix: str) -> list[Move]:
-    """What changes stacks when a cluster's split changes: each such object is a delete in one stack
-    and a create in the other unless its state is moved first (`cluster_moves` must be empty)."""
-    from mesh.infra.mesh_config import resource_name, resource_type
-
-    holder, split = before
-    new_holder = _managers(after, prefix)
-    new_split = {s.split.cluster: s.split.of for s in after if s.split}
-    found: dict[tuple[str, str, str], list[Any]] = {}
-    for cluster, objects in compiled.items():
-        old_of, new_of = split.get(cluster, 1), new_split.get(cluster, 1)
-        if old_of == new_of == 1 or (cluster, 1) not in holder:
-            continue
-        namespaces = parts.service_namespaces(objects)
-        for obj in objects:
-            unit = parts.unit_of(obj, namespaces)
-            source = holder.get((cluster, parts.part_of(unit, old_of)))
-            dest = new_holder[(cluster, parts.part_of(unit, new_of))]
-            if source is not None and source != dest:
-                found.setdefault((source, dest, cluster), []).append(obj)
-    return [Move(source, dest, cluster, tuple(resource_name(cluster, o) for o in objs),
-                 tuple(resource_type(o) for o in objs)) for (source, dest, cluster), objs in sorted(found.items())]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mesh import preview, shards
+from mesh import preview, reshard, shards
 from mesh.compile import compile_fleet
 from mesh.compile.meta import IMPORTS_NAMESPACE
 from mesh.infra import parts
@@ -183,12 +183,13 @@ def test_a_peers_derived_outputs_are_what_previewing_it_exports(tmp_path: Path) 
 
 def test_a_new_split_lists_exactly_the_objects_that_change_stacks_by_their_urns(tmp_path: Path) -> None:
     configs = _write(tmp_path, limit=100)
-    before = shards.existing_layout(configs)
-    assert before[1][HUB] == 2
-    after = shards.propose(WORLD, COMPILED, "cluster", 80)
+    before = reshard.existing_layout(configs, "prod")
+    assert before.split[HUB] == 2 and before.holder[(HUB, 2)] == f"{HUB}-part-2"
+    after = shards.propose(WORLD, COMPILED, "cluster", 80, keep=before)
     new_of = next(s.split.of for s in after if s.split and s.split.cluster == HUB)
     assert new_of > 2
-    moved = [m for m in shards.moves(before, after, COMPILED, "prod") if m.cluster == HUB]
+    assert reshard.cluster_moves(before, after, "prod") == []  # clusters keep their stacks
+    moved = [m for m in reshard.moves(before, after, COMPILED, "prod") if m.cluster == HUB]
     old_part = {identity(o): p for p, objs in enumerate(parts.split(COMPILED[HUB], 2), 1) for o in objs}
     new_part = {identity(o): p for p, objs in enumerate(parts.split(COMPILED[HUB], new_of), 1) for o in objs}
     changed = {k for k in old_part if old_part[k] != new_part[k]}
@@ -198,4 +199,9 @@ def test_a_new_split_lists_exactly_the_objects_that_change_stacks_by_their_urns(
     source = preview.run(tmp_path, moved[0].source)
     registered = {preview.normalize_urn(r.urn) for r in source.registrations}
     assert set(moved[0].urns("fleet-mesh")) <= registered
-    assert shards.moves(before, shards.propose(WORLD, COMPILED, "cluster", 100), COMPILED, "prod") == []
+    again = shards.propose(WORLD, COMPILED, "cluster", 100, keep=before)
+    assert reshard.moves(before, again, COMPILED, "prod") == []
+    # A split in use is not undone, even where fewer parts would fit: that would move objects
+    # between existing parts.
+    roomy = shards.propose(WORLD, COMPILED, "cluster", 10_000, keep=before)
+    assert next(s.split.of for s in roomy if s.split and s.split.cluster == HUB) == 2

@@ -10,6 +10,7 @@ import yaml
 
 from mesh import preview, shards
 from mesh.compile import compile_fleet
+from mesh.infra.plan import STACK_RESOURCE_LIMIT
 from mesh.manifest import load
 
 import stack_fixture
@@ -109,17 +110,26 @@ def test_rewriting_the_stack_files_moves_mesh_objects_but_never_a_cluster(tmp_pa
     import subprocess
     import sys
 
+    from mesh import reshard
+    from mesh.infra.stack_config import read_stack_file
+
     def mesh(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "mesh", "shards", *args], cwd=ROOT, capture_output=True,
                               text=True, timeout=300)
 
+    def managers(folder: Path) -> dict[str, str]:
+        configs = {p.name[len("Pulumi."):-len(".yaml")]: read_stack_file(p) for p in folder.glob("Pulumi.*.yaml")}
+        return {c: s for (c, part), s in reshard.existing_layout(configs, "prod").holder.items() if part == 1}
+
     by_region, by_cluster = tmp_path / "region", tmp_path / "cluster"
     assert mesh("--by", "region", "--write", str(by_region)).returncode == 0
-    before = sorted(p.name for p in by_region.iterdir())
-    refused = mesh("--by", "cluster", "--limit", "100", "--write", str(by_region))
-    assert refused.returncode == 1 and "nothing was written" in refused.stderr
-    assert "core-use1-a is managed by prod-us-east1 and would move to prod-core-use1-a" in refused.stderr
-    assert sorted(p.name for p in by_region.iterdir()) == before  # untouched
+    before = managers(by_region)
+    # Asked for another grouping and a lower limit, every cluster keeps its stack: stacks holding
+    # two large clusters stay over the limit and say why; a cluster alone in its stack is split.
+    kept = mesh("--by", "cluster", "--limit", "100", "--write", str(by_region))
+    assert kept.returncode == 1 and "its clusters are kept together" in kept.stdout
+    assert managers(by_region) == before
+    assert (by_region / "Pulumi.prod-edge-euw1-a-part-2.yaml").is_file()  # europe-west1 held edge-euw1-a alone
 
     assert mesh("--by", "cluster", "--write", str(by_cluster)).returncode == 0
     assert not (by_cluster / "state-moves.sh").exists()  # nothing was split, nothing moves
@@ -130,3 +140,24 @@ def test_rewriting_the_stack_files_moves_mesh_objects_but_never_a_cluster(tmp_pa
     assert script[init + 1].startswith("pulumi state move --yes --source prod-core-use1-a "
                                        "--dest prod-core-use1-a-part-2")
     assert "objects move from prod-core-use1-a to prod-core-use1-a-part-2" in split.stderr
+
+
+def test_a_folder_whose_files_give_a_cluster_another_stack_is_refused_before_anything_is_written() -> None:
+    from mesh import reshard
+
+    world = load(ROOT / "stacks/prod").world
+    proposal = shards.propose(world, compile_fleet(world), "cluster")
+    edited = shards.Layout({("core-use1-a", 1): "us-east1"}, {})  # a hand-made file set
+    assert reshard.cluster_moves(edited, proposal, "prod") == [("core-use1-a", "prod-us-east1", "prod-core-use1-a")]
+    assert reshard.cluster_moves(shards.Layout({("core-use1-a", 1): "core-use1-a"}, {}), proposal, "prod") == []
+
+
+def test_new_clusters_join_the_kept_stacks_and_move_nobody() -> None:
+    world = load(ROOT / "stacks/prod").world
+    compiled = compile_fleet(world)
+    first = shards.propose(world, compiled, "region")
+    layout = shards.Layout({(c, 1): s.name for s in first for c in s.clusters if c != "data-use1-a"}, {})
+    again = shards.propose(world, compiled, "region", keep=layout)  # data-use1-a is new to the files
+    assert all(next(s.name for s in again if c in s.clusters) == stack for (c, _), stack in layout.holder.items())
+    assert any("data-use1-a" in s.clusters for s in again)
+    assert not [s for s in again if s.over(STACK_RESOURCE_LIMIT)]

@@ -80,14 +80,15 @@ def select(objects: Sequence[Obj], part: int, of: int) -> list[Obj]:
 
 
 def parts_needed(objects: Sequence[Mapping[str, Any]], limit: int, owner_extra: int,
-                 part_extra: int) -> tuple[int, list[int]] | None:
+                 part_extra: int, fewest: int = 1) -> tuple[int, list[int]] | None:
     """The fewest parts whose stacks all stay under `limit` (part 1 carries `owner_extra` resources of
     infrastructure, the others `part_extra`), with each part's size; None if MAX_PARTS do not do, or
-    the cluster's shared objects alone are too many (no split moves those)."""
+    the cluster's shared objects alone are too many (no split moves those). Never fewer than
+    `fewest`: a split in use is not undone, which would move objects between existing parts."""
     namespaces = service_namespaces(objects)
     if sum(1 for o in objects if unit_of(o, namespaces) is None) + owner_extra > limit:
         return None
-    for of in range(1, MAX_PARTS + 1):
+    for of in range(max(1, fewest), MAX_PARTS + 1):
         sizes = [len(p) + (owner_extra if i == 0 else part_extra) for i, p in enumerate(split(objects, of))]
         if max(sizes) <= limit:
             return of, sizes
