@@ -150,7 +150,7 @@ def _pack(world: World, size: Mapping[str, int], by: str, limit: int, keep: Layo
                 fresh.append([cluster])
             else:
                 fitting.append(cluster)
-        taken = set(bins)
+        taken = set(bins) | set(keep.holder.values())  # part stacks' names are taken too
         names = iter([key] if len(fresh) == 1 and key not in taken else
                      (f"{key}-{i}" for i in range(1, len(fresh) + len(taken) + 2) if f"{key}-{i}" not in taken))
         for members_of_bin in fresh:
