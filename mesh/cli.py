@@ -400,30 +400,15 @@ def _write_shards(args: argparse.Namespace, proposal: Sequence[Any], compiled: M
     for stale in sorted({f"Pulumi.{stack}.yaml" for stack in before} - set(files)):
         print(f"note: {args.write / stale} is no longer proposed: once its objects have moved (state-moves.sh), "
               "`pulumi destroy` and remove that stack, and delete its file", file=sys.stderr)
-    if moved:
-        _write_moves(args.write / "state-moves.sh", moved, project, set(before))
-    return True
-
-
-def _write_moves(path: Path, moved: Sequence[Any], project: str, existing: set[str]) -> None:
-    """Objects a new split gives to another stack: moving their state keeps them in place. Applied
-    instead, the gaining stack's create fails (the object exists) and the losing stack's delete
-    removes it, so either order loses something for a while."""
-    lines = ["#!/bin/sh", "# Written by `mesh shards --write`: the moves from the stack files it replaced to the new",
-             "# ones. Run it before `pulumi up` on any stack it names, and before the next `mesh shards --write`.",
-             "set -eu"]
-    created = set(existing)
     for move in moved:
         print(f"{len(move.names):,} of {move.cluster}'s mesh objects move from {move.source} to {move.dest}",
               file=sys.stderr)
-        if move.dest not in created:  # `pulumi state move` needs the destination to exist
-            lines.append(f"pulumi stack init {move.dest}")
-            created.add(move.dest)
-        lines.append(f"pulumi state move --yes --source {move.source} --dest {move.dest} \\")
-        lines += [f"  '{urn}' \\" for urn in move.urns(project)[:-1]] + [f"  '{move.urns(project)[-1]}'"]
-    path.write_text("\n".join(lines) + "\n")
-    print(f"wrote {path}: move their state with it before `pulumi up` (README: a cluster too big for one stack)",
-          file=sys.stderr)
+    if moved:
+        script = args.write / "state-moves.sh"
+        script.write_text(reshard.script(moved, project, set(before)))
+        print(f"wrote {script}: move their state with it before `pulumi up` (README: a cluster too big for one "
+              "stack)", file=sys.stderr)
+    return True
 
 
 def json_config(config: dict[str, str]) -> dict[str, Any]:

@@ -86,3 +86,22 @@ def moves(before: Layout, after: Sequence[Shard], compiled: Mapping[str, Sequenc
                 found.setdefault((source, dest, cluster), []).append(obj)
     return [Move(f"{prefix}-{source}", f"{prefix}-{dest}", cluster, tuple(resource_name(cluster, o) for o in objs),
                  tuple(resource_type(o) for o in objs)) for (source, dest, cluster), objs in sorted(found.items())]
+
+
+def script(moved: Sequence[Move], project: str, existing: set[str]) -> str:
+    """`state-moves.sh`: each move as `pulumi state move`, after `pulumi stack init` of a destination
+    that does not exist yet (the command needs it). Moving the state keeps the objects in place;
+    applying instead, the gaining stack's create fails (the object exists) and the losing stack's
+    delete removes it, so either order loses something for a while."""
+    lines = ["#!/bin/sh", "# Written by `mesh shards --write`: the moves from the stack files it replaced to the new",
+             "# ones. Run it before `pulumi up` on any stack it names, and before the next `mesh shards --write`.",
+             "set -eu"]
+    created = set(existing)
+    for move in moved:
+        if move.dest not in created:
+            lines.append(f"pulumi stack init {move.dest}")
+            created.add(move.dest)
+        urns = move.urns(project)
+        lines.append(f"pulumi state move --yes --source {move.source} --dest {move.dest} \\")
+        lines += [f"  '{urn}' \\" for urn in urns[:-1]] + [f"  '{urns[-1]}'"]
+    return "\n".join(lines) + "\n"
