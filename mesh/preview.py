@@ -10,7 +10,7 @@ This is not a preview against real state: there is no diff, no provider check, a
 cloud knows (IPs, endpoints, certificates) appear as `<computed>`. What the program looks up is
 answered as follows, and said so in the output: project numbers are derived from the project id
 (marked fakes: the real ones come from Resource Manager); a pinned external east-west address is
-taken to be reserved under its conventional name (`<cluster>-eastwest`), as the fleet file promises;
+taken to be reserved in the cluster's project and region, as the fleet file promises;
 another shard's outputs (`mesh:peerStacks`) are derived from that shard's own `Pulumi.<stack>.yaml`
 here (`mesh.peer_outputs`).
 """
@@ -112,13 +112,15 @@ class OfflineMocks(pulumi.runtime.Mocks):
         if args.token == "gcp:organizations/getProject:getProject":
             project = str(args.args.get("projectId"))
             return {"projectId": project, "name": project, "number": offline_project_number(project)}
-        if args.token == "gcp:compute/getAddress:getAddress":
-            key = (str(args.args.get("project")), str(args.args.get("region")), str(args.args.get("name")))
-            address = self.world.reservations.get(key)
-            if address is None:
-                return {}, [("name", f"no address named {key[2]!r} is reserved in {key[0]}/{key[1]}")]
-            return {"address": address, "name": key[2], "project": key[0], "region": key[1],
-                    "addressType": "EXTERNAL", "status": "RESERVED"}
+        if args.token == "gcp:compute/getAddresses:getAddresses":
+            project, region = str(args.args.get("project")), str(args.args.get("region"))
+            wanted = str(args.args.get("filter", "")).partition("=")[2].strip().strip('"')
+            found = [{"address": ip, "addressType": "EXTERNAL", "description": "", "labels": {}, "name": name,
+                      "prefixLength": 0, "region": region, "status": "RESERVED",
+                      "selfLink": f"projects/{project}/regions/{region}/addresses/{name}"}
+                     for (p, r, name), ip in sorted(self.world.reservations.items())
+                     if (p, r) == (project, region) and ip == wanted]
+            return {"addresses": found, "project": project, "region": region, "id": f"{project}/{region}"}
         return {}
 
 

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pytest
@@ -365,19 +366,38 @@ def test_addresses_are_reserved_where_gke_uses_them(prod: preview.PreviewResult)
             assert internal.inputs["address"] == spec.east_west.internal
 
 
-def test_a_pinned_external_address_is_an_existing_reservation_looked_up(tmp_path: Path) -> None:
+def test_a_pinned_external_address_is_an_existing_reservation_looked_up(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     project = _edited_project(tmp_path, "fleet.yaml", "      internal: 10.10.0.100\n",
                               "      internal: 10.10.0.100\n      external: 203.0.113.10\n")
     result = preview.run(project, "test")
     assert "core-use1-a-eastwest" not in by_name(result, "gcp:compute/address:")  # looked up, not created
     assert result.outputs["clusters"]["core-use1-a"]["eastWest"]["external"] == "203.0.113.10"
-    # A reservation holding another address is refused, naming both.
     name, config, secrets = preview.read_stack_config(project, "test")
-    world = preview.OfflineWorld(reservations={("acme-core-prod", "us-east1", "core-use1-a-eastwest"): "203.0.113.99"})
-    with pytest.raises(Exception, match=re.escape(
-            "pins core-use1-a's external east-west address 203.0.113.10, but the reservation "
-            "acme-core-prod/us-east1/core-use1-a-eastwest holds 203.0.113.99")):
+
+    def run(world: preview.OfflineWorld) -> None:
         asyncio.run(preview._run(project / "__main__.py", name, "test", config, secrets, world))
+
+    # Found by its address, under whatever name it was reserved.
+    run(preview.OfflineWorld(reservations={("acme-core-prod", "us-east1", "platform-team-ip-7"): "203.0.113.10"}))
+    # No reservation of that address there (another address, or another region) is refused, naming it.
+    for elsewhere in [("acme-core-prod", "us-east1", "core-use1-a-eastwest", "203.0.113.99"),
+                      ("acme-core-prod", "us-west1", "core-use1-a-eastwest", "203.0.113.10")]:
+        with pytest.raises(Exception, match=re.escape(
+                "pins core-use1-a's external east-west address 203.0.113.10, but no reservation in "
+                "acme-core-prod/us-east1 holds it")):
+            run(preview.OfflineWorld(reservations={elsewhere[:3]: elsewhere[3]}))
+
+    class InternalReservation(preview.OfflineMocks):
+        def call(self, args: pulumi.runtime.MockCallArgs) -> Any:  # type: ignore[override]
+            answer = super().call(args)
+            for found in answer.get("addresses", []) if isinstance(answer, dict) else []:
+                found["addressType"] = "INTERNAL"
+            return answer
+
+    monkeypatch.setattr(preview, "OfflineMocks", InternalReservation)
+    with pytest.raises(Exception, match="reserves it as INTERNAL: an external load balancer needs an EXTERNAL"):
+        run(preview.OfflineWorld(reservations={("acme-core-prod", "us-east1", "x"): "203.0.113.10"}))
 
 
 def test_nodes_exist_before_anything_is_installed(prod: preview.PreviewResult) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
@@ -201,15 +202,25 @@ class FleetNetwork(pulumi.ComponentResource):
         if pinned is None:
             return gcp.compute.Address(name, name=name, project=cluster.project, region=cluster.region,
                                        address_type="EXTERNAL", network_tier="PREMIUM", opts=depends).address
-        found = gcp.compute.get_address_output(name=name, project=cluster.project, region=cluster.region)
+        # Looked up by the address itself: the reservation may be anyone's, under any name.
+        found = gcp.compute.get_addresses_output(project=cluster.project, region=cluster.region,
+                                                 filter=f'address = "{pinned}"')
+        where = f"{cluster.project}/{cluster.region}"
 
-        def checked(address: str) -> str:
-            if address != pinned:
-                raise RunError(f"fleet file pins {cluster.name}'s external east-west address {pinned}, but the "
-                               f"reservation {cluster.project}/{cluster.region}/{name} holds {address}")
-            return address
+        def checked(result: Any) -> str:
+            reservation = next((a for a in result.addresses if a.address == pinned), None)
+            if reservation is None:
+                raise RunError(f"fleet file pins {cluster.name}'s external east-west address {pinned}, but no "
+                               f"reservation in {where} holds it: reserve it there first (gcloud compute addresses "
+                               f"create {name} --project {cluster.project} --region {cluster.region} "
+                               f"--addresses {pinned}), or unpin it to let GCP allocate one")
+            if reservation.address_type != "EXTERNAL":
+                raise RunError(f"fleet file pins {cluster.name}'s external east-west address {pinned}, but "
+                               f"{where}/{reservation.name} reserves it as {reservation.address_type}: an external "
+                               "load balancer needs an EXTERNAL address")
+            return pinned
 
-        return found.address.apply(checked)
+        return found.apply(checked)
 
     def _internal(self, cluster: schema.Cluster, subnet_ready: list[pulumi.Resource]) -> pulumi.Output[str] | None:
         """Same-VPC peers dial the internal load balancer: their traffic never leaves the VPC."""
