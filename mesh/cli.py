@@ -366,7 +366,7 @@ def _shards(args: argparse.Namespace) -> int:
               for path in sorted(args.write.glob(f"Pulumi.{args.stack}-*.yaml"))} if args.write else {}
     layout = reshard.existing_layout(before, args.stack)
     proposal = shards.propose(world, compiled, args.by, limit, keep=layout)
-    print(shards.report(proposal, limit, args.by))
+    print(shards.report(proposal, limit, args.by, kept=len(layout.managing())))
     if args.write and not _write_shards(args, proposal, compiled, before, layout):
         return 1
     return 1 if any(s.over(limit) for s in proposal) else 0

@@ -29,7 +29,7 @@ def existing_layout(configs: Mapping[str, Mapping[str, Any]], prefix: str) -> La
             split[str(part.get("cluster"))] = int(part.get("of", 1))
         for cluster in config.get("mesh:clusters") or []:
             holder.setdefault((cluster, 1), name)
-    return Layout(holder, split)
+    return Layout(holder, split, frozenset(stack.removeprefix(f"{prefix}-") for stack in configs))
 
 
 @dataclass(frozen=True)

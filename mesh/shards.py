@@ -89,6 +89,7 @@ class Layout:
 
     holder: Mapping[tuple[str, int], str] = dataclasses.field(default_factory=dict)
     split: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    stacks: frozenset[str] = frozenset()  # every stack file read, whatever it holds: names not to reuse
 
     def managing(self) -> dict[str, list[str]]:
         """Stack -> the clusters it manages, for the stacks that manage any."""
@@ -108,13 +109,16 @@ def propose(world: World, compiled: Mapping[str, Sequence[Any]], by: str = "clus
     reads = Reads.of(world)
     size = sizes(world, compiled, reads)
     shards: list[Shard] = []
-    for name, members in _pack(world, size, by, limit, keep):
+    packed = _pack(world, size, by, limit, keep)
+    taken = {name for name, _ in packed} | set(keep.holder.values()) | keep.stacks
+    for name, members in packed:
         cluster = members[0]
         if len(members) == 1 and (size[cluster] > limit or keep.split.get(cluster, 1) > 1):
             references = size[cluster] - len(compiled[cluster]) - INFRA_PER_CLUSTER
-            shards.extend(_split(name, cluster, compiled[cluster], limit, references, keep))
+            shards.extend(_split(name, cluster, compiled[cluster], limit, references, keep, taken))
         else:
             shards.append(Shard(name, tuple(sorted(members)), sum(size[c] for c in members)))
+    assert len({s.name for s in shards}) == len(shards), "two proposed stacks share a name"
     # Sizes above count a reference per cluster read; the stacks read fewer (one per shard).
     read = peers(shards, compiled, reads)
     return [dataclasses.replace(s, resources=len(objects_of(s, compiled)) + len(read[s.name]) + (
@@ -139,7 +143,7 @@ def _pack(world: World, size: Mapping[str, int], by: str, limit: int, keep: Layo
             groups.setdefault(key_of(cluster), []).append(cluster)
     for key, members in sorted(groups.items()):
         # A stack alone with a cluster over the limit (or split) takes nobody: part 1 stays alone.
-        open_bins = [bins[stack] for stack in sorted(bins) if key_of(bins[stack][0]) == key
+        open_bins = [bins[stack] for stack in sorted(bins) if all(key_of(c) == key for c in bins[stack])
                      and not (len(bins[stack]) == 1 and size[bins[stack][0]] > limit)
                      and not keep.split.get(bins[stack][0], 1) > 1]
         fresh: list[list[str]] = []
@@ -150,7 +154,7 @@ def _pack(world: World, size: Mapping[str, int], by: str, limit: int, keep: Layo
                 fresh.append([cluster])
             else:
                 fitting.append(cluster)
-        taken = set(bins) | set(keep.holder.values())  # part stacks' names are taken too
+        taken = set(bins) | set(keep.holder.values()) | keep.stacks  # part stacks' names are taken too
         names = iter([key] if len(fresh) == 1 and key not in taken else
                      (f"{key}-{i}" for i in range(1, len(fresh) + len(taken) + 2) if f"{key}-{i}" not in taken))
         for members_of_bin in fresh:
@@ -159,14 +163,26 @@ def _pack(world: World, size: Mapping[str, int], by: str, limit: int, keep: Layo
 
 
 def _split(stack: str, cluster: str, objects: Sequence[Any], limit: int, references: int,
-           keep: Layout) -> list[Shard]:
-    # A part reads at most what the whole cluster reads, plus the stack managing the cluster.
-    found = parts.parts_needed(objects, limit, INFRA_PER_CLUSTER + references, INFRA_PER_PART + references + 1,
-                               fewest=keep.split.get(cluster, 1))
+           keep: Layout, taken: set[str]) -> list[Shard]:
+    """The cluster's stack (part 1) and its part stacks: the fewest parts that fit, never fewer than
+    it has; a split in use that no longer fits stays as it is, reported over the limit."""
+    owner_extra, part_extra = INFRA_PER_CLUSTER + references, INFRA_PER_PART + references + 1  # + its owner
+    kept = keep.split.get(cluster, 1)
+    found = parts.parts_needed(objects, limit, owner_extra, part_extra, fewest=kept)
+    if found is None and kept == 1:
+        return [Shard(stack, (cluster,), len(objects) + owner_extra)]  # reported as over the limit
     if found is None:
-        return [Shard(stack, (cluster,), len(objects) + INFRA_PER_CLUSTER + references)]  # reported as over
+        cut = parts.split(objects, kept)
+        found = kept, [len(p) + (owner_extra if i == 0 else part_extra) for i, p in enumerate(cut)]
     of, part_sizes = found
-    names = [stack, *(keep.holder.get((cluster, part), f"{cluster}-part-{part}") for part in range(2, of + 1))]
+    names = [stack]
+    for part in range(2, of + 1):
+        name = keep.holder.get((cluster, part))
+        if name is None:  # a new part: a name no other stack has
+            name = next(n for n in (f"{cluster}-part-{part}", *(f"{cluster}-part-{part}-{i}" for i in range(2, 99)))
+                        if n not in taken)
+            taken.add(name)
+        names.append(name)
     return [Shard(names[part - 1], (cluster,) if part == 1 else (), part_sizes[part - 1], Split(cluster, part, of))
             for part in range(1, of + 1)]
 
@@ -224,8 +240,9 @@ def stack_files(shards: Sequence[Shard], base: Mapping[str, Any], org: str, proj
     return files
 
 
-def report(shards: Sequence[Shard], limit: int, by: str) -> str:
-    lines = [f"{len(shards)} stacks by {by}, limit {limit:,} resources each:"]
+def report(shards: Sequence[Shard], limit: int, by: str, kept: int = 0) -> str:
+    grouping = f"{kept} kept from the stack files there, the others by {by}" if kept else f"by {by}"
+    lines = [f"{len(shards)} stacks ({grouping}), limit {limit:,} resources each:"]
     for shard in shards:
         what = ", ".join(shard.clusters)
         if shard.split:

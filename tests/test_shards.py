@@ -95,7 +95,7 @@ def test_the_commands_print_and_exit_by_what_they_found(tmp_path: Path) -> None:
                               timeout=300)
 
     fits = mesh("shards", "--by", "region")
-    assert fits.returncode == 0 and "3 stacks by region" in fits.stdout
+    assert fits.returncode == 0 and "3 stacks (by region)" in fits.stdout
     assert mesh("shards", "--by", "cluster", "--limit", "100").returncode == 0  # split to fit
     assert mesh("shards", "--by", "cluster", "--limit", "62").returncode == 1  # cannot fit
     written = mesh("shards", "--write", str(tmp_path))
@@ -161,3 +161,29 @@ def test_new_clusters_join_the_kept_stacks_and_move_nobody() -> None:
     assert all(next(s.name for s in again if c in s.clusters) == stack for (c, _), stack in layout.holder.items())
     assert any("data-use1-a" in s.clusters for s in again)
     assert not [s for s in again if s.over(STACK_RESOURCE_LIMIT)]
+
+
+def test_a_kept_split_that_no_longer_fits_stays_split_and_says_so() -> None:
+    from mesh import reshard
+
+    world = load(ROOT / "stacks/prod").world
+    compiled = compile_fleet(world)
+    layout = shards.Layout({("core-use1-a", 1): "core-use1-a", ("core-use1-a", 2): "core-use1-a-part-2"},
+                           {"core-use1-a": 2})
+    proposal = shards.propose(world, compiled, "cluster", limit=67, keep=layout)  # its shared objects alone: more
+    held = [s for s in proposal if s.split and s.split.cluster == "core-use1-a"]
+    assert [s.name for s in held] == ["core-use1-a", "core-use1-a-part-2"] and any(s.over(67) for s in held)
+    assert reshard.moves(layout, proposal, compiled, "prod") == []  # nothing moves back into part 1
+
+
+def test_a_new_part_never_takes_the_name_of_another_stack() -> None:
+    world = load(ROOT / "stacks/prod").world
+    compiled = compile_fleet(world)
+    # A kept stack (hand-named) managing data-use1-a is called what core-use1-a's new part would be.
+    layout = shards.Layout({("data-use1-a", 1): "core-use1-a-part-2", ("core-use1-a", 1): "us-east1"}, {})
+    proposal = shards.propose(world, compiled, "cluster", limit=150, keep=layout)
+    names = [s.name for s in proposal]
+    assert len(names) == len(set(names))
+    part = next(s for s in proposal if s.split and s.split.cluster == "core-use1-a" and s.split.part == 2)
+    assert part.name == "core-use1-a-part-2-2"
+    assert next(s for s in proposal if "data-use1-a" in s.clusters).name == "core-use1-a-part-2"
