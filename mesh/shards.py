@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesh.infra import parts
-from mesh.infra.plan import INFRA_PER_CLUSTER, INFRA_PER_PART, STACK_RESOURCE_LIMIT, nat_owners, remote_callers
+from mesh.infra.plan import (
+    INFRA_PER_CLUSTER,
+    INFRA_PER_PART,
+    STACK_RESOURCE_LIMIT,
+    nat_owners,
+    remote_callers,
+    stack_resources,
+)
 from mesh.model import World
 from mesh.render import unresolved_addresses
 
@@ -121,9 +128,8 @@ def propose(world: World, compiled: Mapping[str, Sequence[Any]], by: str = "clus
     assert len({s.name for s in shards}) == len(shards), "two proposed stacks share a name"
     # Sizes above count a reference per cluster read; the stacks read fewer (one per shard).
     read = peers(shards, compiled, reads)
-    return [dataclasses.replace(s, resources=len(objects_of(s, compiled)) + len(read[s.name]) + (
-        INFRA_PER_PART if s.part_only else INFRA_PER_CLUSTER * len(s.clusters)), reads=tuple(read[s.name]))
-            for s in shards]
+    return [dataclasses.replace(s, reads=tuple(read[s.name]), resources=stack_resources(
+        len(objects_of(s, compiled)), len(s.clusters), s.part_only, len(read[s.name]))) for s in shards]
 
 
 def _pack(world: World, size: Mapping[str, int], by: str, limit: int, keep: Layout) -> list[tuple[str, list[str]]]:

@@ -33,6 +33,12 @@ INFRA_PER_CLUSTER = 60
 INFRA_PER_PART = 2
 
 
+def stack_resources(objects: int, clusters: int, part_only: bool, references: int) -> int:
+    """What a stack registers: its mesh objects, the infrastructure of the clusters it manages (or
+    a part stack's provider and component), and one stack reference per stack it reads."""
+    return objects + (INFRA_PER_PART if part_only else INFRA_PER_CLUSTER * clusters) + references
+
+
 class PlanError(Exception):
     """This stack cannot be deployed as configured; the message says why and what to change."""
 
@@ -62,9 +68,8 @@ class Plan:
 
     @property
     def estimated_resources(self) -> int:
-        infra = INFRA_PER_PART if self.holds_part_only else INFRA_PER_CLUSTER * len(self.clusters)
-        references = len(self.config.peer_stacks)
-        return sum(len(objects) for objects in self.compiled.values()) + infra + references
+        return stack_resources(sum(len(objects) for objects in self.compiled.values()), len(self.clusters),
+                               self.holds_part_only, len(self.config.peer_stacks))
 
     @property
     def revision(self) -> str:
